@@ -1,0 +1,5 @@
+"""`python -m pgolf` is the `pgolf` command."""
+
+from pgolf.cli.app import main
+
+main()

@@ -1,0 +1,52 @@
+"""What every command module shares: consoles, the workspace option, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pgolf.workspace import Workspace, find_workspace
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# Set by the app's callback from --workspace / PGOLF_WORKSPACE.
+_workspace_dir: Path | None = None
+
+
+def set_workspace_dir(path: Path | None) -> None:
+    """Remember the --workspace option for this invocation."""
+    global _workspace_dir
+    _workspace_dir = path
+
+
+def current_workspace() -> Workspace:
+    """The workspace named by --workspace, else the one containing the current directory."""
+    return find_workspace(_workspace_dir)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout, nothing else mixed in."""
+    print(json.dumps(data, indent=2, default=_jsonable, allow_nan=False))
+
+
+def fmt_bpb(value: float | None) -> str:
+    """A val_bpb for people: four decimals, or a dash."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def fmt_usd(value: float | None) -> str:
+    """Dollars for people."""
+    return "-" if value is None else f"${value:,.2f}"

@@ -1,0 +1,46 @@
+"""`pgolf ledger`: results.tsv as a table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, print_json
+from pgolf.ledger import last_runs
+
+_STATUS_STYLE = {"keep": "green", "baseline": "cyan", "discard": "dim", "crash": "red",
+                 "timeout": "red", "oversize": "red", "aborted": "yellow"}
+
+
+def ledger(
+    tier: Annotated[str | None, typer.Option(help="Only runs of this tier (local, ssh, runpod).")] = None,
+    last: Annotated[int, typer.Option(help="Show the last N runs.", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the ledger of runs (results.tsv), newest last."""
+    contents = current_workspace().ledger().load()
+    rows = last_runs(contents.rows, last, tier)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    for d in contents.damaged:
+        err_console.print(f"[yellow]warning:[/] results.tsv line {d.line_number} is damaged: {d.reason}")
+    table = Table("run", "commit", "tier", "val_bpb", "bytes", "status", "promoted", "cost", "description")
+    for r in rows:
+        style = _STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            r.run_id, r.commit[:8], r.tier, fmt_bpb(r.val_bpb),
+            "-" if r.artifact_bytes is None else f"{r.artifact_bytes:,}",
+            f"[{style}]{r.status}[/]" if style else r.status, r.promoted,
+            f"${r.cost_usd:.2f}" if r.cost_usd else "-", r.description,
+        )
+    console.print(table)
+    if not rows:
+        console.print("no runs yet")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command()(ledger)

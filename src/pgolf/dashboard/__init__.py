@@ -1,0 +1,1 @@
+"""The local web dashboard and the static HTML report."""

@@ -1,0 +1,1 @@
+"""Datasets: the challenge's shard format, the offline demo corpus, FineWeb download."""

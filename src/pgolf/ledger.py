@@ -1,0 +1,294 @@
+"""results.tsv: one row per run, written only by pgolf, appended under an exclusive lock."""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+# The first nine are what other Parameter Golf autoresearch tools write, unchanged.
+COLUMNS: tuple[str, ...] = (
+    "commit", "tier", "val_bpb", "artifact_bytes", "memory_gb", "status", "promoted", "cost_usd",
+    "description", "source_item", "run_id", "parent_run", "seed", "steps", "train_seconds",
+    "finished_at",
+)
+HEADER = "\t".join(COLUMNS) + "\n"
+
+STATUSES = frozenset(
+    {"baseline", "keep", "discard", "crash", "oversize", "timeout", "aborted", "skipped", "rejected"}
+)
+FAILED_STATUSES = frozenset({"discard", "crash", "timeout", "oversize"})
+SCORED_STATUSES = frozenset({"baseline", "keep"})
+PROMOTED_VALUES = frozenset({"", "no", "pending", "yes", "refused"})
+
+
+@dataclass
+class LedgerRow:
+    """One run. Empty optional fields are written as empty cells."""
+
+    commit: str
+    tier: str
+    val_bpb: float | None
+    artifact_bytes: int | None
+    memory_gb: float | None
+    status: str
+    promoted: str = "no"
+    cost_usd: float = 0.0
+    description: str = ""
+    source_item: str = ""
+    run_id: str = ""
+    parent_run: str = ""
+    seed: int | None = None
+    steps: int | None = None
+    train_seconds: float | None = None
+    finished_at: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+        if self.promoted not in PROMOTED_VALUES:
+            raise ValueError(f"unknown promoted value {self.promoted!r}")
+
+    def to_line(self) -> str:
+        """The row as one tab-separated line, newline included."""
+        cells = [_format_cell(getattr(self, c)) for c in COLUMNS]
+        return "\t".join(cells) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain mapping for JSON output."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DamagedLine:
+    """A line the reader could not load, reported rather than hidden."""
+
+    line_number: int
+    reason: str
+    text: str
+
+
+@dataclass
+class LedgerContents:
+    """Every complete row, and every line that was not."""
+
+    rows: list[LedgerRow]
+    damaged: list[DamagedLine]
+
+
+@dataclass(frozen=True)
+class TierCorrelation:
+    """Paired local/remote runs: how local scores transfer to the remote tier."""
+
+    pairs: int
+    mean_offset: float | None  # remote minus local val_bpb
+    pearson_r: float | None
+    points: tuple[tuple[float, float], ...] = ()
+
+
+def clean_text(text: str) -> str:
+    """A cell without tabs, newlines or other control characters."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _format_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 8)) if math.isfinite(value) else ""
+    return clean_text(str(value))
+
+
+_INT_FIELDS = {"artifact_bytes", "seed", "steps"}
+_FLOAT_FIELDS = {"val_bpb", "memory_gb", "train_seconds"}
+
+
+def _parse_cell(name: str, cell: str) -> Any:
+    if name in _INT_FIELDS:
+        return int(cell) if cell else None
+    if name in _FLOAT_FIELDS:
+        return float(cell) if cell else None
+    if name == "cost_usd":
+        return float(cell) if cell else 0.0
+    return cell
+
+
+def parse_line(line: str) -> LedgerRow:
+    """Parse one data line (without its newline); raises ValueError with the reason."""
+    cells = line.split("\t")
+    if len(cells) != len(COLUMNS):
+        raise ValueError(f"expected {len(COLUMNS)} columns, found {len(cells)}")
+    values = {}
+    for name, cell in zip(COLUMNS, cells, strict=True):
+        try:
+            values[name] = _parse_cell(name, cell)
+        except ValueError:
+            raise ValueError(f"column {name}: not a number: {cell!r}") from None
+    return LedgerRow(**values)
+
+
+class Ledger:
+    """The results.tsv of one workspace."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def create(self) -> None:
+        """Write the header-only file if it does not exist yet."""
+        if not self.path.exists():
+            with open(self.path, "x", encoding="utf-8") as fh:
+                fh.write(HEADER)
+
+    def append(self, row: LedgerRow) -> None:
+        """Append one row under an exclusive lock, flushed and fsynced before returning."""
+        line = row.to_line().encode("utf-8")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            prefix = b""
+            if size == 0:
+                prefix = HEADER.encode()
+            else:
+                # A writer killed mid-line left no newline: end that damaged line so it stays alone.
+                os.lseek(fd, size - 1, os.SEEK_SET)
+                if os.read(fd, 1) != b"\n":
+                    prefix = b"\n"
+            os.write(fd, prefix + line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def load(self) -> LedgerContents:
+        """Every complete row; damaged lines are listed, never fatal."""
+        rows: list[LedgerRow] = []
+        damaged: list[DamagedLine] = []
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return LedgerContents(rows, damaged)
+        text = data.decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        complete = text.endswith("\n")
+        if complete:
+            lines = lines[:-1]
+        for number, line in enumerate(lines, start=1):
+            if number == 1 and line.split("\t")[: len(COLUMNS)] == list(COLUMNS):
+                continue
+            if not line.strip():
+                continue
+            if number == len(lines) and not complete:
+                damaged.append(DamagedLine(number, "incomplete last line (no newline)", line))
+                continue
+            try:
+                rows.append(parse_line(line))
+            except ValueError as err:
+                damaged.append(DamagedLine(number, str(err), line))
+        return LedgerContents(rows, damaged)
+
+    def rows(self) -> list[LedgerRow]:
+        """The complete rows only."""
+        return self.load().rows
+
+    def update_promoted(self, run_id: str, promoted: str) -> bool:
+        """Set `promoted` on the row of `run_id`, rewriting the file atomically under the lock."""
+        if promoted not in PROMOTED_VALUES:
+            raise ValueError(f"unknown promoted value {promoted!r}")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(self.path, encoding="utf-8", newline="") as fh:
+                lines = fh.readlines()
+            found = False
+            for i, line in enumerate(lines):
+                if not line.endswith("\n") or line == HEADER:
+                    continue
+                try:
+                    row = parse_line(line[:-1])
+                except ValueError:
+                    continue
+                if row.run_id == run_id:
+                    row.promoted = promoted
+                    lines[i] = row.to_line()
+                    found = True
+            if found:
+                tmp = self.path.with_suffix(".tsv.tmp")
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    fh.writelines(lines)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            return found
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+# Queries: plain functions over rows, so callers can filter first.
+
+def best_by_tier(rows: Iterable[LedgerRow]) -> dict[str, LedgerRow]:
+    """The lowest-val_bpb scored row (baseline or keep) of each tier."""
+    best: dict[str, LedgerRow] = {}
+    for row in rows:
+        if row.status not in SCORED_STATUSES or row.val_bpb is None:
+            continue
+        current = best.get(row.tier)
+        if current is None or row.val_bpb < current.val_bpb:  # type: ignore[operator]
+            best[row.tier] = row
+    return best
+
+
+def last_runs(rows: Iterable[LedgerRow], n: int, tier: str | None = None) -> list[LedgerRow]:
+    """The last `n` rows, optionally of one tier, oldest first."""
+    selected = [r for r in rows if tier is None or r.tier == tier]
+    return selected[-n:] if n > 0 else []
+
+
+def failed_runs(rows: Iterable[LedgerRow]) -> list[LedgerRow]:
+    """Rows that ended as discard, crash, timeout or oversize."""
+    return [r for r in rows if r.status in FAILED_STATUSES]
+
+
+def proven_techniques(rows: Iterable[LedgerRow]) -> list[str]:
+    """Descriptions of kept rows that were promoted: what worked where it counts."""
+    return [r.description for r in rows if r.status == "keep" and r.promoted == "yes"]
+
+
+def _pearson(xs: list[float], ys: list[float]) -> float | None:
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def tier_correlation(rows: Iterable[LedgerRow]) -> TierCorrelation:
+    """Pairs of a local run and the remote run whose parent_run it is."""
+    rows = list(rows)
+    local = {r.run_id: r for r in rows if r.tier == "local" and r.run_id and r.val_bpb is not None}
+    points = [
+        (local[r.parent_run].val_bpb, r.val_bpb)
+        for r in rows
+        if r.tier != "local" and r.parent_run in local and r.val_bpb is not None
+    ]
+    if not points:
+        return TierCorrelation(0, None, None)
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    offset = sum(y - x for x, y in points) / len(points)
+    return TierCorrelation(len(points), offset, _pearson(xs, ys), tuple(points))  # type: ignore[arg-type]
+
+
+def row_field_names() -> list[str]:
+    """The dataclass field names, which equal COLUMNS (checked by a test)."""
+    return [f.name for f in fields(LedgerRow)]

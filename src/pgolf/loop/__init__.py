@@ -1,0 +1,1 @@
+"""The experiment loop: lifecycle, proposers, noise floor, promotion, supervisor."""

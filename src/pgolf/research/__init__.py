@@ -1,0 +1,1 @@
+"""Research: sources, store, grading, verification, competitors, injection into program.md."""

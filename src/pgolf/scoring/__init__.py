@@ -1,0 +1,1 @@
+"""Exact scoring: canonical byte tables, byte counting over shards, bits per byte."""

@@ -1,0 +1,1 @@
+"""Submissions: packaging a records folder, triage checks, the LUT audit, statistics."""

@@ -1,0 +1,1 @@
+"""Files copied into every new workspace."""

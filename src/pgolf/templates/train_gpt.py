@@ -1,0 +1,1 @@
+"""Placeholder until the baseline training script lands (issue 4)."""

@@ -1,0 +1,143 @@
+"""A workspace: a git repository holding train_gpt.py, pgolf.toml, program.md, results.tsv, .pgolf/."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from pgolf import git
+from pgolf.atomic import atomic_write_text
+from pgolf.budget import BudgetManager
+from pgolf.config import CONFIG_FILENAME, PgolfConfig, load_config
+from pgolf.errors import WorkspaceError
+from pgolf.ledger import Ledger
+from pgolf.program import template_text
+from pgolf.rules import DEFAULT_RULESET, get_ruleset
+
+TRACKED_FILES = ("train_gpt.py", CONFIG_FILENAME, ".gitignore")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace; every file pgolf reads or writes is named here."""
+
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILENAME
+
+    @property
+    def train_script(self) -> Path:
+        return self.root / "train_gpt.py"
+
+    @property
+    def program_md(self) -> Path:
+        return self.root / "program.md"
+
+    @property
+    def results_tsv(self) -> Path:
+        return self.root / "results.tsv"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".pgolf"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def budget_json(self) -> Path:
+        return self.state_dir / "budget.json"
+
+    @property
+    def research_db(self) -> Path:
+        return self.state_dir / "research.db"
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run: log, result.json, diff, command."""
+        return self.runs_dir / run_id
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from pgolf.toml: relative ones are relative to the workspace."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def config(self) -> PgolfConfig:
+        """The validated pgolf.toml."""
+        return load_config(self.config_path)
+
+    def ledger(self) -> Ledger:
+        """The workspace's results.tsv."""
+        return Ledger(self.results_tsv)
+
+    def budget(self, config: PgolfConfig | None = None) -> BudgetManager:
+        """The workspace's money, with limits from pgolf.toml."""
+        cfg = config or self.config()
+        return BudgetManager(self.budget_json, cfg.budget)
+
+
+def find_workspace(start: Path | None = None) -> Workspace:
+    """The workspace containing `start` (default: the current directory), searching upwards."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILENAME).is_file():
+            return Workspace(folder)
+    raise WorkspaceError(f"no {CONFIG_FILENAME} in {here} or above; run `pgolf init DIR` first")
+
+
+def _template(name: str) -> str:
+    return resources.files("pgolf.templates").joinpath(name).read_text(encoding="utf-8")
+
+
+# Values substituted into templates/pgolf.toml; `pgolf demo` passes its own.
+DEFAULT_TEMPLATE_VALUES: dict[str, Any] = {
+    "dataset_dir": "data/datasets/fineweb10B_sp1024",
+    "tokenizer_path": "data/tokenizers/fineweb_1024_bpe.model",
+    "vocab_size": 1024,
+    "wallclock_seconds": 600,
+    "timeout_seconds": 1800,
+    "local_env": "",
+    "min_gain": 0.002,
+    "search_space": "",
+}
+
+
+def render_config(ruleset: str = DEFAULT_RULESET, **values: Any) -> str:
+    """The pgolf.toml text for a new workspace."""
+    get_ruleset(ruleset)  # unknown names fail before anything is written
+    merged = {**DEFAULT_TEMPLATE_VALUES, **values, "ruleset": ruleset}
+    return Template(_template(CONFIG_FILENAME)).substitute(merged)
+
+
+def init_workspace(
+    root: Path, *, ruleset: str = DEFAULT_RULESET, force: bool = False,
+    train_script: Path | None = None, **template_values: Any,
+) -> Workspace:
+    """Create a workspace in `root` (a new or existing folder) and make its first commit."""
+    root = Path(root).resolve()
+    ws = Workspace(root)
+    if ws.config_path.exists() and not force:
+        raise WorkspaceError(f"{root} is already a pgolf workspace (use --force to overwrite it)")
+    config_text = render_config(ruleset, **template_values)
+    root.mkdir(parents=True, exist_ok=True)
+    if not git.is_repo(root) or git.git(root, "rev-parse", "--show-toplevel") != str(root):
+        git.git(root, "init", "-q", "-b", "main")
+    source = train_script or Path(str(resources.files("pgolf.templates").joinpath("train_gpt.py")))
+    shutil.copyfile(source, ws.train_script)
+    atomic_write_text(ws.config_path, config_text)
+    atomic_write_text(root / ".gitignore", _template("gitignore"))
+    atomic_write_text(ws.program_md, template_text())
+    if force:
+        ws.results_tsv.unlink(missing_ok=True)
+    ws.ledger().create()
+    ws.runs_dir.mkdir(parents=True, exist_ok=True)
+    git.git(root, "add", *TRACKED_FILES)
+    if git.git(root, "status", "--porcelain", "--", *TRACKED_FILES):
+        git.git(root, "commit", "-q", "-m", "pgolf init: baseline train_gpt.py")
+    return ws
