@@ -1,0 +1,36 @@
+"""The normalized research item every source returns and every later stage reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ItemKind = Literal["paper", "pr", "code", "post", "web", "record"]
+
+
+@dataclass
+class ResearchItem:
+    """One paper, pull request, code hit, feed post or web result.
+
+    `id` is stable across fetches (e.g. "arxiv:2401.01234", "github-pr:openai/parameter-golf#123").
+    `published` and `fetched_at` are ISO-8601 UTC strings. `authority` is 0..1: how much the source
+    itself is trusted (a merged PR of the challenge repo is high, a random blog low). `score` is the
+    source's own relevance score where it gives one (Tavily, Semantic Scholar), else None. Text fields
+    hold untrusted fetched text and are neutralized by the store before they are saved.
+    """
+
+    id: str
+    source: str
+    kind: ItemKind
+    title: str
+    abstract: str
+    url: str
+    published: str | None
+    fetched_at: str
+    authority: float = 0.5
+    score: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain mapping for JSON output."""
+        return asdict(self)
