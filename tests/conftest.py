@@ -20,6 +20,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """The offline demo corpus (shards + tokenizer), built once per test session."""
+    from pgolf.data.demo import build_demo_dataset
+
+    return build_demo_dataset(tmp_path_factory.mktemp("demo"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's workspace or secrets, and git never prompts."""
