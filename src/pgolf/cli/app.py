@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "workspace",
     "ledger",
     "budget",
+    "competitors",
 )
 
 
