@@ -124,6 +124,11 @@ class BudgetManager:
         with self._locked() as entries:
             return list(entries)
 
+    def peek(self) -> tuple[list[BudgetEntry], BudgetStatus]:
+        """Entries and status read without the lock, creating no file: for read-only viewers."""
+        entries = self._read()  # writes are temp file + rename, so this never sees half a file
+        return entries, self._status(entries)
+
     # -- arithmetic ------------------------------------------------------------------------------
 
     def cost(self, seconds: float, gpus: int, price_per_gpu_hour: float | None = None) -> float:
