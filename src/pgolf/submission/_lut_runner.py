@@ -1,0 +1,88 @@
+"""Run one extracted table-building function; started by `pgolf audit lut --execute` in a subprocess.
+
+Reads a JSON spec on stdin (the function's source, the module's imports, which argument is what, the
+tokenizer path and the probe vocabulary), calls the function with the probe tokenizer and, when given,
+the real tokenizer, and prints the tables as JSON. This runs the submission's code: only on request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+
+class ProbeTokenizer:
+    """The audit's synthetic vocabulary, with SentencePiece's query methods in both naming styles."""
+
+    def __init__(self, pieces: list[list[str]]) -> None:
+        self.pieces = [p for p, _ in pieces]
+        self.kinds = [k for _, k in pieces]
+
+    def vocab_size(self) -> int:
+        return len(self.pieces)
+
+    def id_to_piece(self, i: int) -> str:
+        return self.pieces[i]
+
+    def is_control(self, i: int) -> bool:
+        return self.kinds[i] == "control"
+
+    def is_unknown(self, i: int) -> bool:
+        return self.kinds[i] == "unknown"
+
+    def is_unused(self, i: int) -> bool:
+        return self.kinds[i] == "unused"
+
+    def is_byte(self, i: int) -> bool:
+        return self.kinds[i] == "byte"
+
+    get_piece_size = GetPieceSize = piece_size = vocab_size
+    IdToPiece = id_to_piece
+    IsControl, IsUnknown, IsUnused, IsByte = is_control, is_unknown, is_unused, is_byte
+
+
+def _tables(result: object) -> list[list[int]]:
+    if isinstance(result, dict):
+        result = list(result.values())
+    out = []
+    for table in result:  # type: ignore[union-attr]
+        if hasattr(table, "tolist"):
+            table = table.tolist()
+        out.append([int(v) for v in table])
+    return out
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    namespace: dict[str, object] = {"__name__": "pgolf_lut_audit"}
+    for line in spec["imports"]:
+        # the script's own imports; one that fails (a missing optional package) leaves its name unbound
+        with contextlib.suppress(Exception):
+            exec(line, namespace)
+    exec(compile(spec["source"], "<submission>", "exec"), namespace)
+    func = namespace[spec["function"]]
+    try:
+        import torch
+
+        device: object = torch.device("cpu")
+    except ImportError:
+        device = "cpu"
+
+    def call(tokenizer: object, table_size: int) -> list[list[int]]:
+        args = [{"tokenizer": tokenizer, "size": table_size, "device": device}[role]
+                for role in spec["roles"]]
+        return _tables(func(*args))  # type: ignore[operator]
+
+    out = {"probe": call(ProbeTokenizer(spec["probe"]), spec["probe_table_size"])}
+    if spec.get("tokenizer"):
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor()
+        sp.Load(spec["tokenizer"])
+        out["tokenizer"] = call(sp, int(spec.get("table_size") or sp.vocab_size()))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
