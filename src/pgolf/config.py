@@ -51,6 +51,11 @@ class LocalTier(_Section):
     timeout_seconds: float = Field(default=1800.0, gt=0)
 
 
+# Remote tiers: `{gpus}` in the command becomes the tier's GPU count; `fetch` names what comes back.
+REMOTE_COMMAND = "torchrun --standalone --nproc_per_node={gpus} train_gpt.py"
+REMOTE_FETCH = ("result.json", "*.ptz")
+
+
 class SshTier(_Section):
     """Any host reachable with ssh; runs `torchrun --standalone` there."""
 
@@ -65,6 +70,9 @@ class SshTier(_Section):
     price_per_gpu_hour: float = Field(default=0.0, ge=0)
     env: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=1800.0, gt=0)
+    command: str = REMOTE_COMMAND
+    sync_data: bool = False
+    fetch: list[str] = Field(default_factory=lambda: list(REMOTE_FETCH))
 
 
 class RunpodTier(_Section):
@@ -85,6 +93,18 @@ class RunpodTier(_Section):
     price_per_gpu_hour: float | None = Field(default=None, ge=0)
     ssh_user: str = "root"
     identity_file: str | None = None
+    remote_dir: str = "/workspace/pgolf-runs"
+    command: str = REMOTE_COMMAND
+    sync_data: bool = False
+    fetch: list[str] = Field(default_factory=lambda: list(REMOTE_FETCH))
+
+
+class EarlyAbortConfig(_Section):
+    """Stop a remote run whose val_bpb at a checkpoint is worse than the best remote run's."""
+
+    enabled: bool = True
+    at_fraction: float = Field(default=0.3, gt=0, lt=1)
+    margin_bpb: float = Field(default=0.02, ge=0)
 
 
 class TiersConfig(_Section):
@@ -94,6 +114,7 @@ class TiersConfig(_Section):
     ssh: SshTier | None = None
     runpod: RunpodTier | None = None
     remote: Literal["ssh", "runpod"] | None = None
+    early_abort: EarlyAbortConfig = Field(default_factory=EarlyAbortConfig)
 
 
 class BudgetConfig(_Section):
@@ -140,6 +161,7 @@ class ProposerConfig(_Section):
     agent_command: str | None = None
     agent_timeout_seconds: float = Field(default=1800.0, gt=0)
     search_space: dict[str, SearchParam] = Field(default_factory=dict)
+    search_sampler: Literal["tpe", "random"] = "tpe"  # random: a baseline to compare TPE with
 
 
 class LlmConfig(_Section):
@@ -156,12 +178,132 @@ class LlmConfig(_Section):
     max_tokens: int = Field(default=4096, gt=0)
 
 
+_DURATION = r"^\d+(\.\d+)?[mhdw]$"  # "90m", "48h", "7d", "2w"; parsed by pgolf.research.fetch.parse_duration
+
+
+class _ResearchSource(_Section):
+    """What every research source shares; `since` overrides [research].since for this source."""
+
+    enabled: bool = True
+    base_url: str
+    since: str | None = Field(default=None, pattern=_DURATION)
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    min_interval_seconds: float = Field(default=0.0, ge=0)
+    max_items: int = Field(default=200, gt=0)
+
+
+class ArxivSource(_ResearchSource):
+    """arXiv API (Atom): each query is searched within all `categories`, newest first."""
+
+    base_url: str = "https://export.arxiv.org/api/query"
+    min_interval_seconds: float = Field(default=3.0, ge=0)  # arXiv asks for 3 s between calls
+    categories: list[str] = Field(default_factory=lambda: ["cs.LG", "cs.CL"])
+    queries: list[str] = Field(default_factory=lambda: [
+        "language model quantization", "small language model training", "tokenizer compression",
+        "test-time training language model", "parameter efficient transformer", "optimizer for transformers"])
+    page_size: int = Field(default=50, gt=0, le=2000)
+
+
+class OpenReviewSource(_ResearchSource):
+    """OpenReview API v2: accepted papers of `venues` whose title, abstract or keywords match a keyword."""
+
+    base_url: str = "https://api2.openreview.net"
+    since: str | None = Field(default="365d", pattern=_DURATION)
+    venues: list[str] = Field(default_factory=lambda: [
+        "ICLR.cc/2025/Conference", "ICML.cc/2025/Conference", "NeurIPS.cc/2025/Conference"])
+    keywords: list[str] = Field(default_factory=lambda: [
+        "quantization", "compression", "small language model", "tokenizer", "test-time training",
+        "efficient training", "optimizer"])
+    page_size: int = Field(default=1000, gt=0, le=1000)
+    max_pages: int = Field(default=10, gt=0)
+
+
+class SemanticScholarSource(_ResearchSource):
+    """Semantic Scholar Graph API paper search; S2_API_KEY (optional) raises the rate limit."""
+
+    base_url: str = "https://api.semanticscholar.org/graph/v1"
+    since: str | None = Field(default="30d", pattern=_DURATION)  # its index lags arXiv by days
+    min_interval_seconds: float = Field(default=1.0, ge=0)
+    queries: list[str] = Field(default_factory=lambda: [
+        "language model quantization", "tiny language model pretraining", "bits per byte compression"])
+    page_size: int = Field(default=100, gt=0, le=100)
+
+
+class GithubPrsSource(_ResearchSource):
+    """Pull requests of watched repositories; `records_repo` PRs also yield their records folders."""
+
+    base_url: str = "https://api.github.com"
+    repos: list[str] = Field(default_factory=lambda: [
+        "openai/parameter-golf", "KellerJordan/modded-nanogpt", "karpathy/autoresearch"])
+    records_repo: str = "openai/parameter-golf"
+    page_size: int = Field(default=100, gt=0, le=100)
+    max_pages: int = Field(default=10, gt=0)
+
+
+class GithubCodeSource(_ResearchSource):
+    """GitHub code search (needs GITHUB_TOKEN)."""
+
+    base_url: str = "https://api.github.com"
+    min_interval_seconds: float = Field(default=6.0, ge=0)  # code search allows 10 requests a minute
+    queries: list[str] = Field(default_factory=lambda: [
+        "parameter-golf train_gpt.py", "val_bpb int6 quantization", "fineweb10B_sp1024"])
+    page_size: int = Field(default=30, gt=0, le=100)
+
+
+class FeedsSource(_ResearchSource):
+    """RSS 2.0 and Atom feeds."""
+
+    base_url: str = ""  # unused: every feed is a full URL
+    since: str | None = Field(default="14d", pattern=_DURATION)
+    urls: list[str] = Field(default_factory=lambda: [
+        "https://huggingface.co/blog/feed.xml", "https://openai.com/news/rss.xml",
+        "https://kellerjordan.github.io/feed.xml"])
+
+
+class TavilySource(_ResearchSource):
+    """Tavily web search (needs TAVILY_API_KEY), scheduled queries."""
+
+    base_url: str = "https://api.tavily.com"
+    queries: list[str] = Field(default_factory=lambda: [
+        "OpenAI parameter golf leaderboard", "parameter golf val_bpb record", "16MB language model challenge"])
+    search_depth: Literal["basic", "advanced"] = "basic"
+    max_results: int = Field(default=10, gt=0, le=20)
+
+
+class ResearchSources(_Section):
+    """One sub-table per source: `[research.sources.arxiv]` and so on."""
+
+    arxiv: ArxivSource = Field(default_factory=ArxivSource)
+    openreview: OpenReviewSource = Field(default_factory=OpenReviewSource)
+    semantic_scholar: SemanticScholarSource = Field(default_factory=SemanticScholarSource)
+    github_prs: GithubPrsSource = Field(default_factory=GithubPrsSource)
+    github_code: GithubCodeSource = Field(default_factory=GithubCodeSource)
+    feeds: FeedsSource = Field(default_factory=FeedsSource)
+    tavily: TavilySource = Field(default_factory=TavilySource)
+
+
+class RelevanceFloor(_Section):
+    """Least source relevance score kept, by authority band (high >= 0.8 > medium >= 0.5 > low)."""
+
+    high: float = Field(default=0.3, ge=0, le=1)
+    medium: float = Field(default=0.4, ge=0, le=1)
+    low: float = Field(default=0.65, ge=0, le=1)
+
+
 class ResearchConfig(_Section):
     """Research sources and grading; each source has its own sub-table."""
 
     enabled: bool = True
-    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sources: ResearchSources = Field(default_factory=ResearchSources)
     grader: Literal["heuristic", "llm"] = "heuristic"
+    since: str = Field(default="48h", pattern=_DURATION)
+    relevance_floor: RelevanceFloor = Field(default_factory=RelevanceFloor)
+    max_retries: int = Field(default=3, ge=0)
+    retry_base_seconds: float = Field(default=2.0, ge=0)
+    retry_max_seconds: float = Field(default=60.0, ge=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    full_every_hours: float = Field(default=6.0, gt=0)
+    fast_every_hours: float = Field(default=1.0, gt=0)
 
 
 class PgolfConfig(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ class RunRequest:
     wallclock_seconds: float = 600.0
     timeout_seconds: float = 1800.0
     gpus: int = 1
+    # Set by the caller to stop the run early; the backend then returns with interrupted=True.
+    cancel: threading.Event | None = None
+    reservation_id: str = ""  # the budget reservation a paid run settles (remote tiers)
 
 
 @dataclass

@@ -1,0 +1,65 @@
+"""`pgolf compute pods list|sweep`: this workspace's pods on the RunPod account."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pgolf.cli._common import console, current_workspace, fmt_usd, print_json
+from pgolf.compute.pods import PodLifecycle
+from pgolf.compute.runpod import client_from_config
+from pgolf.errors import ConfigError
+
+compute_app = typer.Typer(help="Remote compute: pods this workspace made.", no_args_is_help=True)
+pods_app = typer.Typer(help="RunPod pods tagged with this workspace (never other workspaces' pods).",
+                       no_args_is_help=True)
+compute_app.add_typer(pods_app, name="pods")
+
+
+def _lifecycle() -> PodLifecycle:
+    ws = current_workspace()
+    config = ws.config()
+    if config.tiers.runpod is None:
+        raise ConfigError("no [tiers.runpod] in pgolf.toml")
+    return PodLifecycle(ws, client_from_config(ws, config.tiers.runpod), ws.budget(config))
+
+
+@pods_app.command("list")
+def pods_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """This workspace's pods, with the state of the pgolf process that made each."""
+    pods = _lifecycle().workspace_pods()
+    if as_json:
+        print_json([asdict(p) for p in pods])
+        return
+    table = Table("pod", "name", "run", "status", "$/h", "owner pid", "owner")
+    for p in pods:
+        owner = {"alive": "[green]alive[/]", "gone": "[red]gone (orphan)[/]"}.get(p.owner, p.owner)
+        table.add_row(p.id, p.name, p.run_id, p.status, fmt_usd(p.cost_per_hr), p.owner_pid, owner)
+    console.print(table)
+    if not pods:
+        console.print("no pods of this workspace on the account")
+
+
+@pods_app.command("sweep")
+def pods_sweep(
+    include_other_hosts: Annotated[bool, typer.Option(
+        "--include-other-hosts", help="Also terminate pods whose owner ran on another machine.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Terminate this workspace's pods whose pgolf process is gone, and settle what they cost."""
+    swept = _lifecycle().sweep_orphans(include_other_hosts=include_other_hosts)
+    if as_json:
+        print_json([asdict(s) for s in swept])
+        return
+    for s in swept:
+        console.print(f"terminated {s.id} ({s.name}, run {s.run_id or '-'}): {fmt_usd(s.cost_usd)}")
+    if not swept:
+        console.print("no orphaned pods")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.add_typer(compute_app, name="compute")

@@ -1,0 +1,363 @@
+"""Pods that never outlive their run: tagging, termination in every outcome, the orphan sweep.
+
+Every pod carries tags (in its env and its name) naming this workspace and the pgolf process that made
+it. Termination runs from the run's own `finally`, from `atexit`, and from SIGTERM/SIGINT handlers that
+chain to whatever handler was there before. A SIGKILL leaves the pod running; the next start lists this
+workspace's pods and terminates those whose owner process is gone. Pods of other workspaces on the same
+account are never touched. Each pod also has a record in `.pgolf/pods/<id>.json` (created, price,
+terminated, cost) from which its reservation is settled at price × lifetime.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from pgolf.atomic import atomic_write_text
+from pgolf.budget import BudgetManager
+from pgolf.errors import BudgetRefused, PgolfError
+from pgolf.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pgolf.compute.runpod import PodInfo, RunpodClient
+
+TAG_WORKSPACE = "PGOLF_WORKSPACE_ID"
+TAG_PID = "PGOLF_OWNER_PID"
+TAG_HOST = "PGOLF_OWNER_HOST"
+TAG_START = "PGOLF_OWNER_START"
+TAG_RUN = "PGOLF_RUN_ID"
+TAG_RESERVATION = "PGOLF_RESERVATION"
+_NAME_LIMIT = 64
+
+# -- cleanups that run on exit and on SIGTERM/SIGINT ------------------------------------------------
+
+_lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
+_cleanups: dict[int, Callable[[], None]] = {}
+_tokens = itertools.count(1)
+_previous: dict[int, Any] = {}
+_atexit_done = False
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    run_cleanups()
+    previous = _previous.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:
+        # The default action: end the process exactly as the signal would have.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    global _atexit_done
+    if not _atexit_done:
+        atexit.register(run_cleanups)
+        _atexit_done = True
+    if threading.current_thread() is not threading.main_thread() or _previous:
+        return
+    for sig in _SIGNALS:
+        _previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, _on_signal)
+
+
+def _restore_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, previous in list(_previous.items()):
+        if signal.getsignal(sig) is _on_signal:  # someone else's newer handler stays
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+    _previous.clear()
+
+
+def register_cleanup(fn: Callable[[], None]) -> int:
+    """Run `fn` on exit or SIGTERM/SIGINT until unregistered; returns a token."""
+    with _lock:
+        token = next(_tokens)
+        _cleanups[token] = fn
+        _install_handlers()
+        return token
+
+
+def unregister_cleanup(token: int) -> bool:
+    """Forget a cleanup (its work was done the normal way); False when it already ran."""
+    with _lock:
+        found = _cleanups.pop(token, None) is not None
+        if not _cleanups:
+            _restore_handlers()
+        return found
+
+
+def run_cleanups() -> None:
+    """Run every registered cleanup, newest first; one failing never stops the others."""
+    with _lock:
+        pending = sorted(_cleanups.items(), reverse=True)
+        _cleanups.clear()
+    for _token, fn in pending:
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - a cleanup must not hide the next one
+            print(f"pgolf: cleanup failed: {err}", flush=True)
+
+
+@contextmanager
+def cleanup_on_exit(fn: Callable[[], None]) -> Iterator[None]:
+    """Within the block, `fn` runs if the process exits or is signalled (not on a normal exit)."""
+    token = register_cleanup(fn)
+    try:
+        yield
+    finally:
+        unregister_cleanup(token)
+
+
+# -- owners and tags ----------------------------------------------------------------------------
+
+
+def workspace_id(ws: Workspace) -> str:
+    """This workspace's id (created once in .pgolf/workspace_id); tags every pod it makes."""
+    path = ws.state_dir / "workspace_id"
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        value = ""
+    if not value:
+        ws.state_dir.mkdir(parents=True, exist_ok=True)
+        value = uuid.uuid4().hex[:12]
+        try:
+            with open(path, "x", encoding="utf-8") as fh:
+                fh.write(value + "\n")
+        except FileExistsError:  # another process won the race: use its id
+            return path.read_text(encoding="utf-8").strip()
+    return value
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (tells a reused pid apart), or ""."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_tags(ws_id: str, run_id: str, reservation_id: str = "") -> dict[str, str]:
+    """The env tags of a pod made by this process for `run_id`."""
+    pid = os.getpid()
+    return {TAG_WORKSPACE: ws_id, TAG_PID: str(pid), TAG_HOST: socket.gethostname(),
+            TAG_START: process_start(pid), TAG_RUN: run_id, TAG_RESERVATION: reservation_id}
+
+
+def pod_name(ws_id: str, run_id: str) -> str:
+    """`pgolf-<workspace id>-<run id>`, short enough for the provider."""
+    return f"pgolf-{ws_id}-{run_id}"[:_NAME_LIMIT]
+
+
+def owner_state(tags: dict[str, str]) -> str:
+    """`alive`, `gone`, or `other-host` (a process on another machine cannot be checked)."""
+    if tags.get(TAG_HOST, "") != socket.gethostname():
+        return "other-host"
+    try:
+        pid = int(tags.get(TAG_PID, ""))
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return "gone"
+    except PermissionError:
+        pass  # exists, owned by someone else
+    start = tags.get(TAG_START, "")
+    if start and process_start(pid) not in ("", start):
+        return "gone"  # the pid was reused by another process
+    return "alive"
+
+
+# -- the pod records and the lifecycle ----------------------------------------------------------
+
+
+@dataclass
+class PodRecord:
+    """What this workspace knows about one pod it made."""
+
+    pod_id: str
+    name: str
+    run_id: str
+    reservation_id: str
+    created_at: float
+    cost_per_hr: float
+    tags: dict[str, str] = field(default_factory=dict)
+    terminated_at: float | None = None
+    cost_usd: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WorkspacePod:
+    """A pod of this workspace as the provider lists it, with its owner's state."""
+
+    id: str
+    name: str
+    run_id: str
+    status: str
+    cost_per_hr: float
+    owner_pid: str
+    owner: str  # alive | gone | other-host
+
+
+@dataclass(frozen=True)
+class SweptPod:
+    """A pod the sweep terminated, and what it cost."""
+
+    id: str
+    name: str
+    run_id: str
+    cost_usd: float
+
+
+class PodLifecycle:
+    """Create tagged pods, terminate them in every outcome, settle their cost, sweep orphans."""
+
+    def __init__(self, ws: Workspace, client: RunpodClient, budget: BudgetManager | None = None, *,
+                 clock: Callable[[], float] = time.time, max_cost_per_hr: float | None = None) -> None:
+        self.ws = ws
+        self.client = client
+        self.budget = budget
+        self.clock = clock
+        self.max_cost_per_hr = max_cost_per_hr
+        self.workspace_id = workspace_id(ws)
+        self._tokens: dict[str, int] = {}
+
+    @property
+    def records_dir(self) -> Path:
+        return self.ws.state_dir / "pods"
+
+    def _record_path(self, pod_id: str) -> Path:
+        return self.records_dir / f"{pod_id}.json"
+
+    def _save(self, record: PodRecord) -> None:
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self._record_path(record.pod_id), json.dumps(asdict(record), indent=1) + "\n")
+
+    def load_record(self, pod_id: str) -> PodRecord | None:
+        """The local record of a pod, if this workspace made it."""
+        try:
+            return PodRecord(**json.loads(self._record_path(pod_id).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+
+    def records(self) -> list[PodRecord]:
+        """Every local pod record, oldest first."""
+        if not self.records_dir.is_dir():
+            return []
+        found = [self.load_record(p.stem) for p in self.records_dir.glob("*.json")]
+        return sorted((r for r in found if r is not None), key=lambda r: r.created_at)
+
+    def create(self, body: dict[str, Any], *, run_id: str, reservation_id: str = "") -> PodInfo:
+        """Create a pod; from here on it is terminated on exit, signal or error."""
+        try:
+            pod = self.client.create_pod(body)
+        except PgolfError:
+            self._terminate_named(str(body.get("name", "")))
+            raise
+        record = PodRecord(pod.id, pod.name or str(body.get("name", "")), run_id, reservation_id,
+                           self.clock(), pod.cost_per_hr, dict(body.get("env") or {}))
+        self._save(record)
+        self._tokens[pod.id] = register_cleanup(lambda: self.terminate(pod.id, reason="exit or signal"))
+        limit = self.max_cost_per_hr
+        if limit is not None and pod.cost_per_hr > limit * 1.0001:
+            self.terminate(pod.id, reason="price above plan")
+            raise BudgetRefused(f"pod {pod.id} costs ${pod.cost_per_hr:.2f}/h, above the planned "
+                                f"${limit:.2f}/h; terminated it (set the tier's price_per_gpu_hour)")
+        return pod
+
+    def _terminate_named(self, name: str) -> None:
+        """After a create whose answer was lost: terminate any pod of ours with that name."""
+        try:
+            for pod in self.client.list_pods():
+                if pod.name == name and pod.env.get(TAG_WORKSPACE) == self.workspace_id:
+                    self.client.delete_pod(pod.id)
+        except PgolfError:
+            pass  # the sweep at the next start will find it
+
+    def terminate(self, pod_id: str, reason: str = "") -> float:
+        """Delete the pod (idempotent), record its lifetime and settle its reservation; returns $."""
+        record = self.load_record(pod_id)
+        if record is not None and record.terminated_at is not None:
+            return record.cost_usd or 0.0
+        self.client.delete_pod(pod_id)
+        token = self._tokens.pop(pod_id, None)
+        if token is not None:
+            unregister_cleanup(token)
+        if record is None:
+            return 0.0
+        record.terminated_at = self.clock()
+        lifetime = max(record.terminated_at - record.created_at, 0.0)
+        record.cost_usd = record.cost_per_hr * lifetime / 3600.0
+        record.reason = reason
+        self._save(record)
+        self._settle(record, lifetime)
+        return record.cost_usd
+
+    def _settle(self, record: PodRecord, lifetime: float) -> None:
+        if self.budget is None or not record.reservation_id:
+            return
+        with contextlib.suppress(BudgetRefused):  # already settled (by a concurrent sweep)
+            self.budget.settle(record.reservation_id, record.cost_usd or 0.0, seconds=lifetime,
+                               extra={"pod_id": record.pod_id, "cost_per_hr": record.cost_per_hr})
+
+    def workspace_pods(self) -> list[WorkspacePod]:
+        """This workspace's pods on the account (never another workspace's)."""
+        prefix = pod_name(self.workspace_id, "")
+        mine = []
+        for pod in self.client.list_pods():
+            tagged = pod.env.get(TAG_WORKSPACE)
+            if tagged != self.workspace_id and not (tagged is None and pod.name.startswith(prefix)):
+                continue
+            record = self.load_record(pod.id)
+            tags = pod.env if TAG_PID in pod.env else (record.tags if record else {})
+            mine.append(WorkspacePod(pod.id, pod.name, tags.get(TAG_RUN, ""), pod.desired_status,
+                                     pod.cost_per_hr, tags.get(TAG_PID, ""), owner_state(tags)))
+        return mine
+
+    def sweep_orphans(self, *, include_other_hosts: bool = False) -> list[SweptPod]:
+        """Terminate this workspace's pods whose owner process is gone; settle what they cost."""
+        swept = []
+        orphan_states = {"gone", "other-host"} if include_other_hosts else {"gone"}
+        listed = self.workspace_pods()
+        for pod in listed:
+            if pod.owner not in orphan_states:
+                continue
+            self._ensure_record(pod)
+            swept.append(SweptPod(pod.id, pod.name, pod.run_id, self.terminate(pod.id, reason="orphan sweep")))
+        # Records of pods already gone whose owner died before settling them.
+        listed_ids = {p.id for p in listed}
+        for record in self.records():
+            if record.terminated_at is None and record.pod_id not in listed_ids \
+                    and owner_state(record.tags) in orphan_states:
+                cost = self.terminate(record.pod_id, reason="orphan record")
+                swept.append(SweptPod(record.pod_id, record.name, record.run_id, cost))
+        return swept
+
+    def _ensure_record(self, pod: WorkspacePod) -> None:
+        """A pod whose create answer never arrived has no record: rebuild one from its tags."""
+        if self.load_record(pod.id) is not None:
+            return
+        info = self.client.get_pod(pod.id)
+        tags = info.env if info else {}
+        reservation = tags.get(TAG_RESERVATION, "")
+        created = self.clock()
+        if self.budget is not None and reservation:
+            created = next((e.created_at for e in self.budget.history() if e.id == reservation), created)
+        self._save(PodRecord(pod.id, pod.name, pod.run_id, reservation, created, pod.cost_per_hr, tags))

@@ -1,0 +1,421 @@
+"""Promotion execution: plan a remote run of a kept local experiment, check every gate, then
+reserve → run → settle, and write the remote row (tier, parent_run, cost) to the ledger.
+
+The decision to queue (`promoted=pending`) lives in `pgolf.loop.promotion`; this module spends money.
+The worst case (the pod's start-up limit plus the run's timeout) is what gets reserved, so a run can
+never cost more than its reservation; the settlement is the provider's price × the actual lifetime.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pgolf.atomic import atomic_write_text
+from pgolf.budget import BudgetManager
+from pgolf.compute.base import Backend, LineCallback, RunOutcome, RunRequest
+from pgolf.compute.early_abort import AbortPoint, plan_early_abort
+from pgolf.compute.pods import PodLifecycle, register_cleanup, unregister_cleanup
+from pgolf.compute.runpod import RunpodBackend, client_from_config
+from pgolf.compute.ssh import RemoteLayout, SshBackend, SshTarget
+from pgolf.config import PgolfConfig, RunpodTier, SshTier, secret
+from pgolf.errors import BudgetRefused, PgolfError
+from pgolf.ledger import LedgerRow, clean_text
+from pgolf.logs import RunResult, read_run_result
+from pgolf.loop.promotion import PromotionGate, pending_promotions, remote_tier_name
+from pgolf.workspace import Workspace
+
+PLAN_NAME = "plan.json"
+# Gates that may pass later without anyone changing anything: the row stays pending.
+TRANSIENT_GATES = frozenset({"rate_limit", "confirmation"})
+# Expected (not worst-case) seconds around training and evaluation: boot, staging, fetching.
+_SETUP_SECONDS = 300.0
+# Slack on top of the worst case for the orphan sweep, the ssh probe and the final fetch.
+_WORST_CASE_SLACK_SECONDS = 120.0
+# Environment names that change how many processes or GPUs a run uses.
+_GPU_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NPROC_PER_NODE",
+                      "NPROC", "NUM_GPUS"})
+
+
+@dataclass
+class PromotionPlan:
+    """What a promotion would do and cost, and every gate's verdict."""
+
+    run_id: str
+    remote_run_id: str
+    commit: str
+    tier: str | None
+    gpus: int
+    gpu_kind: str
+    price_per_hour: float
+    wallclock_seconds: float
+    timeout_seconds: float
+    expected_seconds: float
+    expected_usd: float
+    reserved_usd: float
+    available_usd: float
+    budget_after_usd: float
+    command: str
+    env: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    early_abort: AbortPoint | None = None
+    gates: list[PromotionGate] = field(default_factory=list)
+
+    @property
+    def refusal(self) -> PromotionGate | None:
+        """The first gate that fails, or None when every gate passes."""
+        return next((g for g in self.gates if not g.passed), None)
+
+    @property
+    def paid(self) -> bool:
+        return self.price_per_hour > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain mapping for JSON output and plan.json."""
+        data = asdict(self)
+        data["ok"] = self.refusal is None
+        return data
+
+
+@dataclass
+class PromotionResult:
+    """How a promotion ended: dry-run, refused, pending (a transient gate), or the remote row's status."""
+
+    plan: PromotionPlan
+    status: str
+    reason: str = ""
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    row: LedgerRow | None = None
+    outcome: RunOutcome | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain mapping for JSON output."""
+        return {"status": self.status, "reason": self.reason, "cost_usd": self.cost_usd,
+                "saved_usd": self.saved_usd, "row": self.row.as_dict() if self.row else None,
+                "plan": self.plan.as_dict()}
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+
+def _tier_settings(config: PgolfConfig, name: str | None) -> SshTier | RunpodTier | None:
+    if name == "ssh":
+        return config.tiers.ssh
+    if name == "runpod":
+        return config.tiers.runpod
+    return None
+
+
+def _gpus(tier: SshTier | RunpodTier | None) -> int:
+    if isinstance(tier, SshTier):
+        return tier.gpus
+    return tier.gpu_count if isinstance(tier, RunpodTier) else 0
+
+
+def _price_per_hour(config: PgolfConfig, tier: SshTier | RunpodTier | None, gpus: int) -> float:
+    if isinstance(tier, SshTier):
+        return tier.price_per_gpu_hour * gpus
+    if isinstance(tier, RunpodTier):
+        per_gpu = tier.price_per_gpu_hour
+        return (config.budget.price_per_gpu_hour if per_gpu is None else per_gpu) * gpus
+    return 0.0
+
+
+def remote_data(ws: Workspace, config: PgolfConfig, tier: SshTier | RunpodTier | None
+                ) -> tuple[dict[str, str], tuple[tuple[Path, str], ...]]:
+    """DATA_PATH/TOKENIZER_PATH on the remote host, and the uploads when the tier syncs data.
+
+    With a `data_dir`, the challenge's layout below it is assumed (`datasets/<name>`,
+    `tokenizers/<file>`); without one, the paths of [data] are used as written.
+    """
+    dataset, tokenizer = config.data.dataset_dir, config.data.tokenizer_path
+    data_dir = getattr(tier, "data_dir", None)
+    if data_dir:
+        remote_dataset = f"{data_dir.rstrip('/')}/datasets/{Path(dataset).name}"
+        remote_tokenizer = f"{data_dir.rstrip('/')}/tokenizers/{Path(tokenizer).name}"
+    else:
+        remote_dataset, remote_tokenizer = dataset, tokenizer
+    env = {"DATA_PATH": remote_dataset, "TOKENIZER_PATH": remote_tokenizer,
+           "VOCAB_SIZE": str(config.data.vocab_size)}
+    uploads: tuple[tuple[Path, str], ...] = ()
+    if getattr(tier, "sync_data", False):
+        uploads = ((ws.resolve(dataset), remote_dataset), (ws.resolve(tokenizer), remote_tokenizer))
+    return env, uploads
+
+
+def _parent_row(ws: Workspace, run_id: str) -> LedgerRow:
+    rows = [r for r in ws.ledger().rows() if r.run_id == run_id]
+    if not rows:
+        raise PgolfError(f"no run {run_id!r} in {ws.results_tsv.name}")
+    return rows[-1]
+
+
+def _remote_run_id(ws: Workspace, parent: str, tier: str) -> str:
+    base = f"{parent}-{tier}"
+    candidate, n = base, 1
+    while ws.run_dir(candidate).exists():
+        n += 1
+        candidate = f"{base}{n}"
+    return candidate
+
+
+def _budget_gates(budget: BudgetManager, paid: bool, reserved_usd: float) -> list[PromotionGate]:
+    if not paid:
+        return [PromotionGate("reserve", True, "not a paid run (price 0)"),
+                PromotionGate("rate_limit", True, "not a paid run (price 0)")]
+    st = budget.status()
+    now = budget.clock()
+    left = st.available_usd - reserved_usd
+    reserve = PromotionGate(
+        "reserve", left >= st.reserve_usd,
+        f"${reserved_usd:.2f} reserved leaves ${left:.2f} of ${st.available_usd:.2f} available "
+        f"(reserve floor ${st.reserve_usd:.2f})")
+    if st.next_paid_allowed_at is not None and now < st.next_paid_allowed_at:
+        wait = (st.next_paid_allowed_at - now) / 60.0
+        rate = PromotionGate("rate_limit", False, f"one paid run per "
+                             f"{budget.settings.min_seconds_between_paid_runs:.0f} s; next in {wait:.1f} min")
+    else:
+        rate = PromotionGate("rate_limit", True, "no paid run started within the limit")
+    return [reserve, rate]
+
+
+def _env_warnings(defaults: dict[str, str], overrides: dict[str, str], gpus: int, track_gpus: int,
+                  gpu_kind: str) -> list[str]:
+    warnings = [f"[tiers] env overrides {k}={overrides[k]!r} (pgolf would set {defaults[k]!r})"
+                for k in sorted(overrides) if k in defaults and overrides[k] != defaults[k]]
+    warnings += [f"[tiers] env sets {k}={overrides[k]!r}, which changes the GPU/process count"
+                 for k in sorted(overrides) if k.upper() in _GPU_ENV]
+    if gpus != track_gpus:
+        warnings.append(f"{gpus} GPU(s); the track's record runs use {track_gpus}×{gpu_kind}")
+    return warnings
+
+
+def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = False,
+                   budget: BudgetManager | None = None) -> PromotionPlan:
+    """The plan for promoting `run_id`: tier, GPUs, cost, budget after, each gate's verdict."""
+    budget = budget or ws.budget(config)
+    parent = _parent_row(ws, run_id)
+    ruleset = config.get_ruleset()
+    tier_name = remote_tier_name(config)
+    tier = _tier_settings(config, tier_name)
+    gpus = _gpus(tier)
+    price = _price_per_hour(config, tier, gpus)
+    timeout = tier.timeout_seconds if tier else 0.0
+    wallclock = ruleset.train_seconds or timeout
+    expected_seconds = wallclock + (ruleset.eval_seconds or 0.0) + _SETUP_SECONDS
+    worst_seconds = timeout + _WORST_CASE_SLACK_SECONDS
+    if isinstance(tier, RunpodTier):
+        worst_seconds += tier.ready_timeout_seconds
+    rows = ws.ledger().rows()
+    abort = plan_early_abort(ws.runs_dir, rows, tier_name, config.tiers.early_abort) if tier_name else None
+    data_env, _uploads = remote_data(ws, config, tier)
+    defaults = {**data_env, **({"SEED": str(parent.seed)} if parent.seed is not None else {}),
+                **(abort.env() if abort else {})}
+    overrides = dict(tier.env) if tier else {}
+    reserved = price * worst_seconds / 3600.0
+    available = budget.status().available_usd
+    command = tier.command.replace("{gpus}", str(gpus)) if tier else ""
+    gpu_kind = tier.gpu_type if isinstance(tier, RunpodTier) else ruleset.gpu_kind
+    limit = ruleset.artifact_limit_bytes
+    gates = [
+        PromotionGate("remote_tier", tier is not None,
+                      f"[tiers.{tier_name}]" if tier else "no [tiers.ssh] or [tiers.runpod] in pgolf.toml"),
+        PromotionGate("parent", parent.tier == "local" and parent.status in ("keep", "baseline")
+                      and bool(parent.commit),
+                      f"{parent.tier} run, status {parent.status}, commit {parent.commit[:8] or '-'}"),
+        PromotionGate("artifact_bytes", parent.artifact_bytes is not None and parent.artifact_bytes <= limit,
+                      f"{parent.artifact_bytes if parent.artifact_bytes is not None else 'unknown'} "
+                      f"of {limit:,}"),
+    ]
+    if isinstance(tier, RunpodTier):
+        has_key = bool(secret("RUNPOD_API_KEY", ws.root))
+        gates.append(PromotionGate("api_key", has_key, "RUNPOD_API_KEY is set" if has_key
+                                   else "RUNPOD_API_KEY is not set"))
+    gates += _budget_gates(budget, price > 0, reserved)
+    confirmed = yes or config.budget.auto_confirm or gpus < config.budget.confirm_min_gpus
+    gates.append(PromotionGate(
+        "confirmation", confirmed,
+        f"{gpus} GPU(s) < {config.budget.confirm_min_gpus}" if gpus < config.budget.confirm_min_gpus
+        else "confirmed (--yes or budget.auto_confirm)" if confirmed
+        else f"{gpus} GPUs need --yes (or budget.auto_confirm = true)"))
+    return PromotionPlan(
+        run_id=run_id, remote_run_id=_remote_run_id(ws, run_id, tier_name or "remote"),
+        commit=parent.commit, tier=tier_name, gpus=gpus, gpu_kind=gpu_kind, price_per_hour=price,
+        wallclock_seconds=wallclock, timeout_seconds=timeout, expected_seconds=expected_seconds,
+        expected_usd=price * expected_seconds / 3600.0, reserved_usd=reserved, available_usd=available,
+        budget_after_usd=available - reserved, command=command, env={**defaults, **overrides},
+        overrides=overrides, warnings=_env_warnings(defaults, overrides, gpus, ruleset.gpu_count, gpu_kind),
+        early_abort=abort, gates=gates,
+    )
+
+
+# -- execution -----------------------------------------------------------------------------------
+
+
+def make_backend(ws: Workspace, config: PgolfConfig, plan: PromotionPlan,
+                 budget: BudgetManager) -> Backend:
+    """The backend of the plan's tier, wired to this workspace's budget."""
+    tier = _tier_settings(config, plan.tier)
+    _env, uploads = remote_data(ws, config, tier)
+    if isinstance(tier, SshTier):
+        target = SshTarget(host=tier.host, user=tier.user, port=tier.port,
+                           identity_file=ws.resolve(tier.identity_file) if tier.identity_file else None,
+                           known_hosts=ws.state_dir / "known_hosts")
+        return SshBackend(target, RemoteLayout(tier.remote_dir, uploads), tuple(tier.fetch))
+    if isinstance(tier, RunpodTier):
+        lifecycle = PodLifecycle(ws, client_from_config(ws, tier), budget,
+                                 max_cost_per_hr=plan.price_per_hour)
+        return RunpodBackend(ws, tier, lifecycle, data_uploads=uploads)
+    raise PgolfError("no remote tier configured")
+
+
+def _close_reservation(budget: BudgetManager, reservation_id: str, cost: float, seconds: float) -> None:
+    """Settle what is still reserved (release it when nothing was spent); idempotent."""
+    if not reservation_id:
+        return
+    entry = next((e for e in budget.history() if e.id == reservation_id), None)
+    if entry is None or entry.state != "reserved":
+        return
+    if cost > 0:
+        budget.settle(reservation_id, cost, seconds=seconds)
+    else:
+        budget.release(reservation_id, "nothing was spent")
+
+
+def _status(outcome: RunOutcome, result: RunResult | None, limit: int) -> tuple[str, str]:
+    """The remote row's status and a note on why."""
+    if outcome.timed_out:
+        return "timeout", outcome.error
+    if result is not None and result.status == "aborted":
+        return "aborted", result.reason or "early abort"
+    if result is None or result.status != "ok" or result.val_bpb is None:
+        reason = outcome.error or (result.reason if result else "") or f"exit {outcome.returncode}"
+        return "crash", reason
+    if result.artifact_bytes is not None and result.artifact_bytes > limit:
+        return "oversize", f"artifact {result.artifact_bytes:,} > {limit:,} bytes"
+    return "keep", ""
+
+
+def _remote_row(plan: PromotionPlan, parent: LedgerRow, status: str, note: str, cost: float,
+                result: RunResult | None) -> LedgerRow:
+    scored = status in ("keep", "oversize") and result is not None
+    description = f"{parent.description} [{plan.tier} run of {plan.run_id}]"
+    if note:
+        description += f" ({note})"
+    return LedgerRow(
+        commit=plan.commit, tier=plan.tier or "remote",
+        val_bpb=result.val_bpb if scored and result else None,
+        artifact_bytes=result.artifact_bytes if result else None,
+        memory_gb=round(result.peak_memory_mb / 1024.0, 2) if result and result.peak_memory_mb else None,
+        status=status, promoted="", cost_usd=round(cost, 4), description=clean_text(description),
+        source_item=parent.source_item, run_id=plan.remote_run_id, parent_run=plan.run_id,
+        seed=result.seed if result and result.seed is not None else parent.seed,
+        steps=result.steps if result else None,
+        train_seconds=result.train_seconds if result else None,
+        finished_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _refuse(ws: Workspace, plan: PromotionPlan, gate: PromotionGate) -> PromotionResult:
+    transient = gate.name in TRANSIENT_GATES
+    if not transient:
+        ws.ledger().update_promoted(plan.run_id, "refused")
+    return PromotionResult(plan, "pending" if transient else "refused", f"{gate.name}: {gate.detail}")
+
+
+def _prepare_run_dir(ws: Workspace, plan: PromotionPlan) -> Path:
+    run_dir = ws.run_dir(plan.remote_run_id)
+    run_dir.mkdir(parents=True, exist_ok=False)
+    atomic_write_text(run_dir / PLAN_NAME, json.dumps(plan.as_dict(), indent=1, default=str) + "\n")
+    parent_diff = ws.run_dir(plan.run_id) / "diff.patch"
+    if parent_diff.is_file():
+        shutil.copyfile(parent_diff, run_dir / "diff.patch")
+    return run_dir
+
+
+def promote_run(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = False,
+                dry_run: bool = False, backend: Backend | None = None, budget: BudgetManager | None = None,
+                on_line: LineCallback | None = None) -> PromotionResult:
+    """Plan, check the gates, reserve, run on the remote tier, settle, and write the ledger rows."""
+    budget = budget or ws.budget(config)
+    plan = plan_promotion(ws, config, run_id, yes=yes, budget=budget)
+    if dry_run:
+        return PromotionResult(plan, "dry-run", "nothing was spent")
+    if plan.refusal is not None:
+        return _refuse(ws, plan, plan.refusal)
+    reservation = ""
+    if plan.paid:
+        try:
+            reservation = budget.reserve(plan.reserved_usd, gpus=plan.gpus, run_id=plan.remote_run_id,
+                                         description=f"promote {run_id} to {plan.tier}")
+        except BudgetRefused:
+            # Another process took the money or the slot since the plan: judge again, with reasons.
+            fresh = plan_promotion(ws, config, run_id, yes=yes, budget=budget)
+            gate = fresh.refusal or PromotionGate("budget", False, "refused by the budget")
+            return _refuse(ws, fresh, gate)
+    run_dir = _prepare_run_dir(ws, plan)
+    request = RunRequest(
+        run_id=plan.remote_run_id, workspace_root=ws.root, commit=plan.commit, command=plan.command,
+        run_dir=run_dir, env=plan.env, wallclock_seconds=plan.wallclock_seconds,
+        timeout_seconds=plan.timeout_seconds, gpus=plan.gpus, reservation_id=reservation,
+    )
+    backend = backend or make_backend(ws, config, plan, budget)
+    return _execute(ws, config, plan, backend, request, budget, on_line)
+
+
+def _execute(ws: Workspace, config: PgolfConfig, plan: PromotionPlan, backend: Backend,
+             request: RunRequest, budget: BudgetManager, on_line: LineCallback | None) -> PromotionResult:
+    parent = _parent_row(ws, plan.run_id)
+    started = time.time()
+    # The SSH tier's money is settled here; a pod's by its lifecycle when the pod is terminated.
+    own_cost = plan.tier == "ssh"
+
+    def cost_so_far() -> float:
+        return plan.price_per_hour * (time.time() - started) / 3600.0 if own_cost else 0.0
+
+    def abandon() -> None:
+        """pgolf itself is going away mid-run: settle, and record the run as crashed."""
+        _close_reservation(budget, request.reservation_id, cost_so_far(), time.time() - started)
+        ws.ledger().append(_remote_row(plan, parent, "crash", "pgolf was interrupted", cost_so_far(), None))
+        ws.ledger().update_promoted(plan.run_id, "yes")
+
+    token = register_cleanup(abandon)
+    try:
+        outcome = backend.run(request, on_line)
+    except BaseException:
+        if unregister_cleanup(token):
+            abandon()
+        raise
+    if not unregister_cleanup(token):  # a signal already settled and recorded it
+        return PromotionResult(plan, "crash", "pgolf was interrupted", outcome=outcome)
+    if own_cost:
+        outcome.cost_usd = plan.price_per_hour * outcome.seconds / 3600.0
+    _close_reservation(budget, request.reservation_id, outcome.cost_usd, outcome.seconds)
+    result = read_run_result(request.run_dir)
+    status, note = _status(outcome, result, config.get_ruleset().artifact_limit_bytes)
+    saved = max(plan.expected_usd - outcome.cost_usd, 0.0) if status == "aborted" else 0.0
+    if status == "aborted":
+        note = f"{note}; saved ~${saved:.2f}"
+    row = _remote_row(plan, parent, status, note, outcome.cost_usd, result)
+    ws.ledger().append(row)  # the row is written before anything else changes
+    ws.ledger().update_promoted(plan.run_id, "yes")
+    return PromotionResult(plan, status, note, outcome.cost_usd, saved, row, outcome)
+
+
+def run_promotion_queue(ws: Workspace, config: PgolfConfig, *, yes: bool = False,
+                        on_line: LineCallback | None = None) -> list[PromotionResult]:
+    """Promote every pending local row, oldest first; stop at the first transient refusal."""
+    results = []
+    for row in pending_promotions(ws.ledger().rows()):
+        result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line)
+        results.append(result)
+        if result.status == "pending":  # rate limit or confirmation: later rows would wait too
+            break
+    return results
