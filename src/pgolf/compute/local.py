@@ -1,0 +1,158 @@
+"""The local tier: run the script of a commit in its run folder as a subprocess on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pgolf import git
+from pgolf.atomic import atomic_write_text
+from pgolf.compute.base import LOG_NAME, RESULT_NAME, LineCallback, RunOutcome, RunRequest
+
+COMMAND_NAME = "command.txt"
+_KILL_GRACE_SECONDS = 5.0
+_POLL_SECONDS = 0.1
+_PR_SET_PDEATHSIG = 1
+
+
+def export_commit(workspace_root: Path, commit: str, run_dir: Path) -> None:
+    """Copy every tracked file of `commit` into `run_dir` (the script and anything it imports)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = subprocess.run(["git", "archive", "--format=tar", commit], cwd=workspace_root,
+                          capture_output=True, check=False)
+    if data.returncode != 0:
+        raise git.GitError(f"git archive {commit[:8]}: {data.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(data.stdout)) as tar:
+        tar.extractall(run_dir, filter="data")
+
+
+def command_argv(command: str) -> list[str]:
+    """The command as argv; a leading `python`/`python3` means this interpreter (the one with torch)."""
+    argv = shlex.split(command)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return argv
+
+
+def _die_with_parent() -> None:
+    """In the child: on Linux, get SIGKILL when pgolf dies, so a kill -9 leaves no orphan training."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_group(pid: int, grace_seconds: float = _KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the process group led by `pid`, then SIGKILL it if it is still there after the grace."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class LocalBackend:
+    """Runs `tiers.local.command` in `.pgolf/runs/<run_id>/` under a wallclock limit and a hard timeout."""
+
+    name = "local"
+
+    def __init__(self, on_start: Callable[[int], None] | None = None) -> None:
+        # Told the child's pid as soon as it exists, so a supervisor can record it for crash recovery.
+        self.on_start = on_start
+
+    def _environment(self, request: RunRequest) -> dict[str, str]:
+        overrides = {"MAX_WALLCLOCK_SECONDS": f"{request.wallclock_seconds:g}", **request.env,
+                     "PGOLF_RESULT_JSON": str(request.run_dir / RESULT_NAME), "PYTHONUNBUFFERED": "1"}
+        return {**os.environ, **overrides}
+
+    def _write_command(self, request: RunRequest, argv: list[str]) -> None:
+        # Only pgolf's overrides are written: the inherited environment may hold secrets.
+        overrides = {"MAX_WALLCLOCK_SECONDS": f"{request.wallclock_seconds:g}", **request.env}
+        lines = [f"# run {request.run_id} at commit {request.commit}", f"cd {shlex.quote(str(request.run_dir))}"]
+        lines += [f"{k}={shlex.quote(v)} \\" for k, v in sorted(overrides.items())]
+        lines.append(shlex.join(argv))
+        atomic_write_text(request.run_dir / COMMAND_NAME, "\n".join(lines) + "\n")
+        atomic_write_text(request.run_dir / "env.json", json.dumps(overrides, indent=1, sort_keys=True) + "\n")
+
+    def run(self, request: RunRequest, on_line: LineCallback | None = None) -> RunOutcome:
+        """Export the commit, start the command in its own process group, stream its log, stop it at limits."""
+        run_dir = request.run_dir
+        export_commit(request.workspace_root, request.commit, run_dir)
+        argv = command_argv(request.command)
+        self._write_command(request, argv)
+        outcome = RunOutcome(run_dir=run_dir, returncode=None, started_at=time.time())
+        with open(run_dir / LOG_NAME, "w", encoding="utf-8") as log:
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=run_dir, env=self._environment(request), stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                    errors="replace", start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
+            except OSError as err:
+                outcome.error = f"cannot start {argv[0]}: {err.strerror or err}"
+                log.write(outcome.error + "\n")
+                outcome.finished_at = time.time()
+                return outcome
+            if self.on_start:
+                self.on_start(proc.pid)
+            reader = threading.Thread(target=_pump, args=(proc, log, on_line), daemon=True)
+            reader.start()
+            self._wait(proc, request, outcome)
+            reader.join(timeout=10)
+        outcome.returncode = proc.returncode
+        outcome.finished_at = time.time()
+        return outcome
+
+    def _wait(self, proc: subprocess.Popen[str], request: RunRequest, outcome: RunOutcome) -> None:
+        """Poll until the process exits, the hard timeout passes, or the caller cancels."""
+        deadline = time.monotonic() + request.timeout_seconds
+        while True:
+            try:
+                proc.wait(timeout=_POLL_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            if request.cancel is not None and request.cancel.is_set():
+                outcome.interrupted = True
+            elif time.monotonic() > deadline:
+                outcome.timed_out = True
+            else:
+                continue
+            kill_group(proc.pid)
+            proc.wait()
+            return
+
+
+def _pump(proc: subprocess.Popen[str], log: io.TextIOBase, on_line: LineCallback | None) -> None:
+    """Copy the child's output to the log, line by line, flushed, and to the callback."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.write(line)
+        log.flush()
+        if on_line:
+            # A display problem must never lose the log.
+            with contextlib.suppress(Exception):
+                on_line(line.rstrip("\n"))
+

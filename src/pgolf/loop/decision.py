@@ -1,0 +1,99 @@
+"""Hard gates and the keep/discard decision: pure functions of a run's result and the best so far."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# A script honours MAX_WALLCLOCK_SECONDS itself; this slack covers the step in flight when it stops.
+_TRAIN_TIME_SLACK = 1.05
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the lifecycle learned from one run, in the terms the decision needs."""
+
+    returncode: int | None
+    timed_out: bool
+    interrupted: bool
+    result_status: str | None  # "ok", "aborted", "crashed", or None when nothing was readable
+    val_bpb: float | None
+    artifact_bytes: int | None
+    train_seconds: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One hard gate's verdict."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The ledger status of an experiment and why."""
+
+    status: str  # keep | discard | crash | oversize | timeout | aborted
+    reason: str
+    gain: float | None = None
+    threshold: float | None = None
+    gates: tuple[Gate, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain mapping for decision.json."""
+        return asdict(self)
+
+
+def hard_gates(facts: RunFacts, *, artifact_limit: int, wallclock_seconds: float) -> tuple[Gate, ...]:
+    """Artifact bytes under the ruleset's limit; training time within the tier's wallclock."""
+    if facts.artifact_bytes is None:
+        size = Gate("artifact_bytes", False, "the run reported no artifact size")
+    else:
+        ok = facts.artifact_bytes <= artifact_limit
+        size = Gate("artifact_bytes", ok, f"{facts.artifact_bytes:,} {'<=' if ok else '>'} {artifact_limit:,}")
+    if facts.train_seconds is None:
+        time = Gate("train_seconds", True, "not reported")
+    else:
+        limit = wallclock_seconds * _TRAIN_TIME_SLACK
+        ok = facts.train_seconds <= limit
+        time = Gate("train_seconds", ok, f"{facts.train_seconds:.1f} s {'<=' if ok else '>'} {limit:.1f} s")
+    return size, time
+
+
+def run_failure(facts: RunFacts) -> Decision | None:
+    """The status of a run that produced no usable score, or None when it did."""
+    if facts.interrupted:
+        return Decision("aborted", "stopped by the user")
+    if facts.timed_out:
+        return Decision("timeout", "killed at the tier's hard timeout")
+    if facts.result_status == "aborted":
+        return Decision("aborted", facts.reason or "the script aborted early")
+    if facts.result_status != "ok" or facts.val_bpb is None:
+        code = "no exit code" if facts.returncode is None else f"exit code {facts.returncode}"
+        return Decision("crash", facts.reason or f"no score ({code})")
+    return None
+
+
+def decide(facts: RunFacts, *, best_bpb: float, threshold: float, artifact_limit: int,
+           wallclock_seconds: float, lines_before: int, lines_after: int) -> Decision:
+    """keep when the gain beats the noise floor, or when it is within it and the script got shorter."""
+    failed = run_failure(facts)
+    if failed:
+        return failed
+    gates = hard_gates(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds)
+    size, time = gates
+    if not size.passed:
+        return Decision("oversize", f"artifact {size.detail}", gates=gates)
+    if not time.passed:
+        return Decision("timeout", f"training time {time.detail}", gates=gates)
+    gain = best_bpb - facts.val_bpb  # type: ignore[operator]
+    common = {"gain": gain, "threshold": threshold, "gates": gates}
+    if gain > threshold:
+        return Decision("keep", f"gain {gain:+.4f} beats the noise floor {threshold:.4f}", **common)
+    if abs(gain) <= threshold and lines_after < lines_before:
+        return Decision("keep", f"gain {gain:+.4f} within the noise floor and the script is "
+                                f"{lines_before - lines_after} lines shorter", **common)
+    return Decision("discard", f"gain {gain:+.4f} does not beat the noise floor {threshold:.4f}", **common)

@@ -1,0 +1,129 @@
+"""An external coding agent (`claude -p …`, `codex exec …`), one fresh process per experiment.
+
+The agent gets a compact handoff file and may change only train_gpt.py; pgolf commits, runs and
+records. Anything else it touches among pgolf's own files is put back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from pgolf import git
+from pgolf.atomic import atomic_write_text
+from pgolf.compute.local import kill_group
+from pgolf.config import PgolfConfig
+from pgolf.errors import ConfigError
+from pgolf.loop.handoff import build_handoff
+from pgolf.loop.proposers.base import Proposal, ProposalContext
+from pgolf.program import read_sections
+from pgolf.workspace import Workspace
+
+HANDOFF_NAME = "handoff.md"
+AGENT_LOG = "agent.log"
+DESCRIPTION_NAME = "description.txt"
+SCRIPT = "train_gpt.py"
+_POLL_SECONDS = 0.2
+
+
+def _protected_files(ws: Workspace) -> list[Path]:
+    """pgolf's records, which only pgolf writes: restored if the agent changes them."""
+    return [ws.results_tsv, ws.budget_json]
+
+
+def _snapshot(paths: list[Path]) -> dict[Path, bytes | None]:
+    return {p: p.read_bytes() if p.exists() else None for p in paths}
+
+
+def _restore(snapshot: dict[Path, bytes | None]) -> list[str]:
+    """Put back every protected file that changed; return the names of those that did."""
+    touched = []
+    for path, data in snapshot.items():
+        now = path.read_bytes() if path.exists() else None
+        if now != data:
+            touched.append(path.name)
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+    return touched
+
+
+class AgentProposer:
+    """Runs `proposer.agent_command` in the workspace with a timeout."""
+
+    kind = "agent"
+
+    def __init__(self, ws: Workspace, config: PgolfConfig) -> None:
+        command = config.proposer.agent_command
+        if not command:
+            raise ConfigError("the agent proposer needs proposer.agent_command in pgolf.toml")
+        self.ws = ws
+        self.command = command
+        self.timeout = config.proposer.agent_timeout_seconds
+
+    def _run_agent(self, ctx: ProposalContext, env: dict[str, str]) -> str:
+        """Run the command; return "" when it finished, else why not."""
+        with open(ctx.run_dir / AGENT_LOG, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen(self.command, shell=True, cwd=self.ws.root, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            deadline = time.monotonic() + self.timeout
+            while proc.poll() is None:
+                if ctx.cancel.is_set() or time.monotonic() > deadline:
+                    kill_group(proc.pid)
+                    proc.wait()
+                    return "interrupted" if ctx.cancel.is_set() else f"timed out after {self.timeout:.0f} s"
+                time.sleep(_POLL_SECONDS)
+        return "" if proc.returncode == 0 else f"exited with code {proc.returncode}"
+
+    def _undo_stray_changes(self, base: str) -> list[str]:
+        """Keep only train_gpt.py's change: undo the agent's commits and changes to other tracked files."""
+        root = self.ws.root
+        if git.head_commit(root) != base:
+            git.git(root, "reset", "-q", "--soft", base)
+        changed = [line[3:] for line in git.git(root, "status", "--porcelain", "-uno").splitlines()]
+        others = [path for path in changed if path != SCRIPT]
+        if others:
+            git.git(root, "reset", "-q", "--", *others)
+            git.git(root, "checkout", "-q", "--", *others)
+        return others
+
+    def propose(self, ctx: ProposalContext) -> Proposal:
+        """Write the handoff, run the agent once, and report what it changed in train_gpt.py."""
+        research = read_sections(self.ws.program_md.read_text(encoding="utf-8")).get("RESEARCH", "") \
+            if self.ws.program_md.exists() else ""
+        description_file = ctx.run_dir / DESCRIPTION_NAME
+        handoff = build_handoff(ctx.rows, ctx.noise, ctx.budget.status(), research,
+                                description_file=str(description_file))
+        handoff_path = ctx.run_dir / HANDOFF_NAME
+        atomic_write_text(handoff_path, handoff)
+        env = {**os.environ, "PGOLF_HANDOFF": str(handoff_path), "PGOLF_DESCRIPTION_FILE": str(description_file),
+               "PGOLF_WORKSPACE": str(self.ws.root)}
+        protected = _snapshot(_protected_files(self.ws))
+        problem = self._run_agent(ctx, env)
+        restored = _restore(protected)
+        undone = self._undo_stray_changes(ctx.best_commit)
+        notes = []
+        if restored:
+            notes.append(f"pgolf restored {', '.join(restored)} (the agent changed them)")
+        if undone:
+            notes.append(f"pgolf undid changes outside {SCRIPT}: {', '.join(undone)}")
+        changed = bool(git.git(self.ws.root, "status", "--porcelain", "--", SCRIPT))
+        description = description_file.read_text(encoding="utf-8").strip().splitlines()[:1] \
+            if description_file.exists() else []
+        text = "agent: " + (description[0] if description else "no description given")
+        if notes:
+            text += " [" + "; ".join(notes) + "]"
+        if problem:
+            git.git(self.ws.root, "checkout", "-q", "--", SCRIPT)
+            return Proposal(f"agent {problem}; its change was not run", changed=False)
+        if not changed:
+            return Proposal(f"agent made no change to {SCRIPT}", changed=False)
+        return Proposal(text)
+
+    def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
+        """The agent learns from the ledger through the next handoff; nothing to do here."""

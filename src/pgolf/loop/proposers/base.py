@@ -1,0 +1,58 @@
+"""What every proposer receives and returns."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pgolf.budget import BudgetManager
+from pgolf.config import PgolfConfig
+from pgolf.ledger import LedgerRow
+from pgolf.loop.noise import NoiseFloor
+from pgolf.workspace import Workspace
+
+
+@dataclass
+class ProposalContext:
+    """The state a proposer may read; it edits `ws.train_script` in place and nothing else."""
+
+    ws: Workspace
+    config: PgolfConfig
+    rows: list[LedgerRow]
+    noise: NoiseFloor | None
+    best_bpb: float | None
+    best_commit: str
+    run_dir: Path  # for the proposer's own files (agent.log, llm_reply.txt)
+    budget: BudgetManager
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Proposal:
+    """A change made to the working tree, or why there is none.
+
+    `rejected` set: the proposal was invalid (recorded as rejected). `changed` false: nothing changed
+    (recorded as skipped). `state` is what the proposer needs back in `observe`, persisted across crashes.
+    """
+
+    description: str
+    changed: bool = True
+    rejected: str = ""
+    source_item: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Proposer(Protocol):
+    """Makes one change per call and learns from its outcome."""
+
+    kind: str
+
+    def propose(self, ctx: ProposalContext) -> Proposal:
+        """Edit train_gpt.py in the working tree and describe the change."""
+        ...
+
+    def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
+        """The experiment that `state` came from ended with this ledger status and score."""
+        ...

@@ -1,0 +1,206 @@
+"""`pgolf run`: one loop per workspace, limits that stop it cleanly, Ctrl-C, and crash recovery."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgolf.compute.base import Backend
+from pgolf.config import PgolfConfig
+from pgolf.errors import BudgetRefused, ConfigError, LockedError, PgolfError
+from pgolf.loop.hyperparams import find, read_hyperparameters
+from pgolf.loop.lifecycle import ExperimentRecord, Lab, LoopEvents, QuietEvents
+from pgolf.loop.proposers import make_proposer
+from pgolf.loop.proposers.base import Proposer
+from pgolf.workspace import Workspace
+
+LOCK_NAME = "run.lock"
+
+
+@dataclass
+class LoopSummary:
+    """What one `pgolf run` did and why it stopped."""
+
+    records: list[ExperimentRecord] = field(default_factory=list)
+    stop_reason: str = ""
+    recovered: str | None = None
+
+    @property
+    def experiments(self) -> list[ExperimentRecord]:
+        return [r for r in self.records if r.kind == "experiment"]
+
+
+@contextlib.contextmanager
+def workspace_lock(ws: Workspace) -> Iterator[None]:
+    """Hold `.pgolf/run.lock`; a second `pgolf run` in the same workspace gets one clear line.
+
+    The kernel drops a flock when its process dies, kill -9 included, so no stale lock survives.
+    """
+    ws.state_dir.mkdir(parents=True, exist_ok=True)
+    path = ws.state_dir / LOCK_NAME
+    fh = open(path, "a+")  # noqa: SIM115 - held for the whole loop
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise LockedError(f"another `pgolf run` (pid {holder}) is running in {ws.root}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def check_env_conflicts(config: PgolfConfig, script: str, proposer_kind: str) -> list[str]:
+    """Refuse env settings that would override searched values; warn about other script overrides."""
+    env = config.tiers.local.env
+    params = read_hyperparameters(script)
+    if proposer_kind == "search":
+        searched = [k for k in env for name in config.proposer.search_space
+                    if (p := find(params, name)) is not None and k == p.env]
+        if searched:
+            raise ConfigError(f"[tiers.local] env sets {', '.join(sorted(searched))}, which the search proposer "
+                              "searches: the environment would silently override every proposal; remove it")
+    overridden = sorted(k for k in env if any(p.env == k for p in params.values()))
+    if not overridden:
+        return []
+    return [f"[tiers.local] env overrides {', '.join(overridden)} of train_gpt.py: a change to those "
+            "defaults in the script has no effect on local runs"]
+
+
+class _Signals:
+    """First Ctrl-C: stop after the run in flight. Second Ctrl-C, or SIGTERM: abort it now."""
+
+    def __init__(self, cancel: threading.Event, events: LoopEvents) -> None:
+        self.cancel = cancel
+        self.stop = threading.Event()
+        self.events = events
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and not self.stop.is_set():
+            self.stop.set()
+            self.events.message("Ctrl-C: finishing the run in flight, then stopping (Ctrl-C again to abort it)")
+            return
+        self.stop.set()
+        self.cancel.set()
+        self.events.message("aborting the run in flight; it will be recorded as aborted")
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _after_experiment_hooks(ws: Workspace, config: PgolfConfig, events: LoopEvents) -> None:
+    """Research injection and the promotion queue, when those modules exist; never fatal to the loop."""
+    try:
+        from pgolf.research.inject import inject_all
+    except ImportError:
+        inject_all = None
+    if inject_all is not None:
+        try:
+            inject_all(ws)
+        except Exception as err:  # noqa: BLE001 - research is advisory; the loop must go on
+            events.message(f"research injection failed: {err}")
+    if config.tiers.remote is None and config.tiers.ssh is None and config.tiers.runpod is None:
+        return
+    try:
+        from pgolf.loop.promote import run_promotion_queue
+    except ImportError:
+        return
+    try:
+        run_promotion_queue(ws, config, yes=False)
+    except PgolfError as err:
+        events.message(f"promotion: {err}")
+
+
+def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | None = None,
+             proposer_kind: str | None = None, events: LoopEvents | None = None,
+             backend: Backend | None = None, proposer: Proposer | None = None,
+             clock: Callable[[], float] = time.monotonic) -> LoopSummary:
+    """Measure the noise floor if needed, then run experiments until a limit or Ctrl-C stops the loop."""
+    events = events or QuietEvents()
+    config = ws.config()
+    kind = proposer_kind or config.proposer.kind
+    max_experiments = experiments if experiments is not None else config.loop.max_experiments
+    max_hours = hours if hours is not None else config.loop.max_hours
+    summary = LoopSummary()
+    cancel = threading.Event()
+    with workspace_lock(ws), _Signals(cancel, events) as signals:
+        lab = Lab(ws, config, backend=backend, events=events, cancel=cancel, stop=signals.stop)
+        summary.recovered = lab.recover()
+        if summary.recovered:
+            events.message(summary.recovered)
+        lab.prepare_git()
+        for warning in check_env_conflicts(config, ws.train_script.read_text(encoding="utf-8"), kind):
+            events.message(f"warning: {warning}")
+        chosen = proposer or make_proposer(kind, ws, config)
+        start, spent_at_start = clock(), ws.budget(config).status().spent_usd
+        before = len(lab.rows())
+        try:
+            lab.measure_noise_floor()
+        except PgolfError:
+            summary.records = _new_records(lab, before)
+            if signals.stop.is_set():
+                summary.stop_reason = "stopped by the user while measuring the noise floor"
+                return summary
+            raise
+        summary.records = _new_records(lab, before)
+        while True:
+            reason = _limit_reached(len(summary.experiments), max_experiments, start, max_hours, clock,
+                                    ws, config, spent_at_start, kind, signals.stop.is_set())
+            if reason:
+                summary.stop_reason = reason
+                break
+            try:
+                summary.records.append(lab.run_experiment(chosen))
+            except BudgetRefused as err:
+                summary.stop_reason = f"budget: {err}"
+                break
+            _after_experiment_hooks(ws, config, events)
+            if cancel.is_set():
+                summary.stop_reason = "aborted by the user"
+                break
+    return summary
+
+
+def _new_records(lab: Lab, before: int) -> list[ExperimentRecord]:
+    """Baseline rows written by this loop, as records (the noise floor's runs)."""
+    return [ExperimentRecord(r.run_id, "baseline", r.status, r.description, r.commit, r.val_bpb)
+            for r in lab.rows()[before:]]
+
+
+def _limit_reached(done: int, max_experiments: int | None, start: float, max_hours: float | None,
+                   clock: Callable[[], float], ws: Workspace, config: PgolfConfig, spent_at_start: float,
+                   kind: str, stop_requested: bool) -> str:
+    """Why the loop must stop now, or "" to go on."""
+    if stop_requested:
+        return "stopped by the user"
+    if max_experiments is not None and done >= max_experiments:
+        return f"{done} experiment{'s' if done != 1 else ''} done (limit {max_experiments})"
+    if max_hours is not None and clock() - start >= max_hours * 3600:
+        return f"time limit of {max_hours:g} h reached"
+    budget = ws.budget(config)
+    if config.loop.max_usd is not None and budget.status().spent_usd - spent_at_start >= config.loop.max_usd:
+        return f"spending limit of ${config.loop.max_usd:.2f} reached"
+    if kind == "llm" and not (verdict := budget.can_spend_llm(0.0)).ok:
+        return f"LLM spend limit reached ({verdict.reason})"
+    return ""
+
