@@ -43,6 +43,7 @@ COMPETITOR_MAX = 2
 FAILURES_IN_CONTEXT = 10
 COMPETITORS_IN_CONTEXT = 10
 ITEM_TEXT_LIMIT = 2500
+FULL_TEXT_IN_PROMPT = 8000
 
 
 def max_score(with_competitors: bool) -> int:
@@ -169,9 +170,11 @@ def build_context(rows: Sequence[LedgerRow], ruleset: Ruleset,
 
 # -- items as a grader reads them --------------------------------------------------------------------
 
-def item_text(item: Any, limit: int = ITEM_TEXT_LIMIT) -> str:
+def item_text(item: Any, limit: int | None = None) -> str:
     """Title and abstract (or verified full text) of an item, neutralized and truncated."""
-    body = getattr(item, "full_text", None) or getattr(item, "abstract", "") or ""
+    full = getattr(item, "full_text", None)
+    body = full or getattr(item, "abstract", "") or ""
+    limit = limit or (FULL_TEXT_IN_PROMPT if full else ITEM_TEXT_LIMIT)
     text, _ = clean_text(f"{getattr(item, 'title', '')}\n{body}", limit)
     return text
 
@@ -344,11 +347,11 @@ class HeuristicGrader:
         raw = {"bpb_impact": impact, "size_compatibility": size, "time_compatibility": time,
                "implementability": implementable, "novelty": novelty}
         if context.with_competitors:
-            names = [c.name for c in context.competitors]
-            top = _mentions(found, names[:3])
-            raw[COMPETITOR_CRITERION] = 2 if top else 1 if _mentions(found, names) else 0
+            # 2: in a current top submission; 1: proven on the leaderboard earlier (the catalog).
+            top = _mentions(found, (c.name for c in context.competitors))
+            raw[COMPETITOR_CRITERION] = 2 if top else 1 if found else 0
             if top:
-                notes.append("used by a top competitor")
+                notes.append(f"used by top competitors: {', '.join(t.name for t in top)}")
         return make_grade(item.id, raw, "; ".join(notes) + ".", self.name, context.with_competitors)
 
 
