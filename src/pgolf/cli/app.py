@@ -29,6 +29,13 @@ COMMAND_MODULES = (
     "ledger",
     "budget",
     "competitors",
+    "dashboard",
+    "promote",
+    "compute",
+    "data",
+    "score",
+    "measure",
+    "logs",
 )
 
 

@@ -1,0 +1,51 @@
+"""`pgolf logs parse`: results from training logs of any era."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pgolf.cli._common import console, err_console, fmt_bpb, print_json
+
+logs_app = typer.Typer(help="Training logs: the official records' formats and pgolf's own.", no_args_is_help=True)
+
+
+@logs_app.command("parse")
+def logs_parse(
+    files: Annotated[list[Path], typer.Argument(help="Log files (train.log, train_seed42.log, ...).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per file.")] = False,
+) -> None:
+    """Final val_bpb/val_loss and its label, pre-quantization val_bpb, artifact bytes, steps, time, seed.
+
+    A log without a final score is reported with `complete` false and a `reason`; a missing file is an error.
+    """
+    from pgolf.logs import parse_log
+
+    results = [parse_log(f) for f in files]
+    if as_json:
+        print_json([r.as_dict() for r in results])
+    else:
+        table = Table("log", "val_bpb", "label", "pre-quant", "bytes", "steps", "train s", "seed", "status")
+        for r in results:
+            table.add_row(
+                Path(r.path).name, fmt_bpb(r.val_bpb), r.label or "-", fmt_bpb(r.pre_quant_val_bpb),
+                "-" if r.artifact_bytes is None else f"{r.artifact_bytes:,}",
+                "-" if r.steps is None else str(r.steps),
+                "-" if r.train_seconds is None else f"{r.train_seconds:.1f}",
+                "-" if r.seed is None else str(r.seed),
+                "[green]complete[/]" if r.complete else f"[red]{r.status}[/]",
+            )
+        console.print(table)
+        for r in results:
+            if not r.complete:
+                err_console.print(f"[yellow]{r.path}:[/] {r.reason}", soft_wrap=True)
+            for w in r.warnings:
+                err_console.print(f"[dim]{r.path}: {w}[/]", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.add_typer(logs_app, name="logs")
