@@ -489,3 +489,15 @@ def stored_grades(store: Any, items: Iterable[Any], digest: str) -> dict[str, It
         if cached is not None:
             found[item.id] = ItemGrade.from_json(item.id, cached.grade)
     return found
+
+
+def make_grader(kind: str, llm_config: Any = None, *, budget: Any = None, workspace_root: Any = None) -> Grader:
+    """The heuristic grader, or an LLM grader over `pgolf.llm` for kind "llm"."""
+    if kind == "heuristic":
+        return HeuristicGrader()
+    if kind != "llm":
+        raise PgolfError(f"unknown grader {kind!r} (use heuristic or llm)")
+    from pgolf.llm import LLMClient  # imported lazily: the offline path never needs it
+
+    client = LLMClient(llm_config, budget=budget, workspace_root=workspace_root)
+    return LLMGrader(client, model=llm_config.model)

@@ -224,12 +224,19 @@ class InjectReport:
     context_hash: str = ""
 
 
-def _open_store(ws: Workspace) -> Any:
+def open_store(ws: Workspace) -> Any:
+    """The workspace's research store, or None when nothing was ever fetched."""
     if not ws.research_db.exists():
         return None
     from pgolf.research.store import ResearchStore  # imported lazily: SQLite only when there is a db
 
     return ResearchStore(ws.research_db)
+
+
+def workspace_context(ws: Workspace, config: PgolfConfig, store: Any = None) -> GradingContext:
+    """The grading context of a workspace: its ledger, ruleset and every known competitor."""
+    competitors = workspace_competitors(ws.state_dir, store)
+    return build_context(ws.ledger().rows(), config.get_ruleset(), competitors)
 
 
 def current_grades(store: Any, items: Sequence[Any], context: GradingContext,
@@ -252,7 +259,7 @@ def inject_all(ws: Workspace, config: PgolfConfig | None = None, *, grader: Any 
     config = config or ws.config()
     ruleset = config.get_ruleset()
     rows = ws.ledger().rows()
-    store = _open_store(ws)
+    store = open_store(ws)
     competitors = workspace_competitors(ws.state_dir, store)
     context = build_context(rows, ruleset, competitors)
     report = InjectReport(path=str(ws.program_md), competitors=len(competitors),

@@ -272,10 +272,13 @@ def top_tier_a(store: Any, digests: Sequence[str], n: int) -> list[tuple[Any, It
 def verify_top(
     store: Any, context: GradingContext, state_dir: Path, *, digests: Sequence[str], n: int = VERIFY_TOP,
     grader: Grader | None = None, llm: Any = None, endpoints: Endpoints = Endpoints(),
-    http: httpx.Client | None = None, force: bool = False,
+    http: httpx.Client | None = None, force: bool = False, fetch: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> VerifyReport:
-    """Verify the `n` best Tier-A items not yet verified under this context (all of them with `force`)."""
+    """Verify the `n` best Tier-A items not yet verified under this context (all of them with `force`).
+
+    With `fetch=False` nothing is downloaded: the items are re-judged on their stored abstracts.
+    """
     grader = grader or HeuristicGrader()
     file = VerificationFile(verified_path(state_dir))
     digest = context.digest(grader.name)
@@ -290,7 +293,8 @@ def verify_top(
                 continue
             if progress:
                 progress(item.id)
-            report.verified.append(_verify_one(item, context, digest, grader, llm, client, endpoints, report))
+            full = fetch_full_text(item, client, endpoints) if fetch else None
+            report.verified.append(_verify_one(item, full, context, digest, grader, llm, report))
     finally:
         if owns_client:
             client.close()
@@ -299,9 +303,8 @@ def verify_top(
     return report
 
 
-def _verify_one(item: Any, context: GradingContext, digest: str, grader: Grader, llm: Any,
-                client: httpx.Client, endpoints: Endpoints, report: VerifyReport) -> Verification:
-    full = fetch_full_text(item, client, endpoints)
+def _verify_one(item: Any, full: str | None, context: GradingContext, digest: str, grader: Grader,
+                llm: Any, report: VerifyReport) -> Verification:
     notes = [] if full else ["full text unavailable"]
     reader = _FullItem(item.id, item.kind, item.source, item.title, item.abstract, full)
     run = grader.grade([reader], context)
