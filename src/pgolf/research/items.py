@@ -34,3 +34,8 @@ class ResearchItem:
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping for JSON output."""
         return asdict(self)
+
+
+def authority_tier(authority: float) -> int:
+    """The band of an authority in 0..1: 1 academic (>= 0.8), 2 community (>= 0.5), 3 general web."""
+    return 1 if authority >= 0.8 else 2 if authority >= 0.5 else 3

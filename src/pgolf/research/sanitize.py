@@ -20,6 +20,7 @@ TITLE_LIMIT = 300
 ABSTRACT_LIMIT = 4000
 DOCUMENT_LIMIT = 20000
 
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|blockquote|pre|section|article)\b[^<>]{0,500}>", re.I)
 _TAG = re.compile(r"<(?!!--)[^<>]{0,500}>")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
@@ -41,8 +42,9 @@ _INSTRUCTION = re.compile(
 
 
 def strip_markup(text: str) -> str:
-    """HTML tags removed and entities decoded (feeds and web snippets carry HTML)."""
-    return html.unescape(_TAG.sub(" ", text))
+    """HTML tags removed (block tags become line breaks) and entities decoded; feeds and snippets carry HTML."""
+    text = _TAG.sub("", _BLOCK_TAG.sub("\n", text))
+    return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
 def truncate(text: str, limit: int) -> str:

@@ -27,7 +27,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
-from pgolf.research.items import ResearchItem
+from pgolf.research.items import ResearchItem, authority_tier
 from pgolf.research.sanitize import (
     ABSTRACT_LIMIT,
     AGENT_INSTRUCTION_FLAG,
@@ -446,11 +446,6 @@ class ResearchStore:
         return len(items)
 
 
-def _authority_tier(authority: float) -> int:
-    """The 1 (academic) / 2 (community) / 3 (general web) band of an authority in 0..1."""
-    return 1 if authority >= 0.8 else 2 if authority >= 0.5 else 3
-
-
 def raw_cache_record(item: StoredItem) -> dict[str, Any]:
     """One item in the `raw_cache.jsonl` shape other Parameter Golf research tools read."""
     return {
@@ -465,7 +460,7 @@ def raw_cache_record(item: StoredItem) -> dict[str, Any]:
         "content_snippet": item.abstract[:500],
         "raw_type": item.kind,
         "tavily_score": item.score if item.score is not None else 0.0,
-        "authority_tier": _authority_tier(item.authority),
+        "authority_tier": authority_tier(item.authority),
         "first_seen": item.first_seen,
         "last_seen": item.last_seen,
         "extra": {k: v for k, v in item.extra.items() if k != "dimension"},
