@@ -11,7 +11,9 @@ BOS=1 before every document, `fineweb_val_000000.bin` and `fineweb_train_00000N.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
+import io
 import json
 import os
 import sys
@@ -75,13 +77,15 @@ class DemoDataset:
         return VOCAB_SIZE
 
 
-def collect_documents() -> list[Document]:
-    """Every demo document, in a fixed order: pydoc topics, then stdlib modules by path."""
+@functools.cache
+def collect_documents() -> tuple[Document, ...]:
+    """Every demo document, in a fixed order: pydoc topics, then stdlib modules by path (cached)."""
     import pydoc_data.topics
 
     docs = [Document(f"pydoc:{key}", pydoc_data.topics.topics[key]) for key in sorted(pydoc_data.topics.topics)]
     docs.extend(_stdlib_docstring_documents())
-    return [d for d in (Document(d.name, d.text.strip()) for d in docs) if _usable(d.text)]
+    # Stripped: the byte rule gives no byte to a leading space right after BOS.
+    return tuple(d for d in (Document(d.name, d.text.strip()) for d in docs) if _usable(d.text))
 
 
 def is_val_document(name: str) -> bool:
@@ -174,18 +178,22 @@ def _training_sentences(docs: list[Document]) -> Iterator[str]:
 def _train_tokenizer(docs: list[Document], model_path: Path):  # -> SentencePieceProcessor
     import sentencepiece as spm
 
-    prefix = model_path.with_suffix("")
+    model = io.BytesIO()  # through a writer, so the output path is not recorded in the model
     # identity normalization, kept whitespace and no dummy prefix: decode(encode(text)) == text.
     # No whitespace-only pieces: a piece like "▁▁" would break the canonical byte tables.
     spm.SentencePieceTrainer.train(
-        sentence_iterator=_training_sentences(docs), model_prefix=str(prefix), model_type="bpe",
+        sentence_iterator=_training_sentences(docs), model_writer=model, model_type="bpe",
         vocab_size=VOCAB_SIZE, byte_fallback=True, normalization_rule_name="identity",
         remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=True,
         allow_whitespace_only_pieces=False, character_coverage=0.9999,
         pad_id=0, bos_id=BOS_ID, eos_id=2, unk_id=3,
         input_sentence_size=0, shuffle_input_sentence=False, num_threads=1, minloglevel=2,
     )
-    return spm.SentencePieceProcessor(model_file=str(model_path))
+    model_path.write_bytes(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size()))
+    model_path.with_suffix(".vocab").write_text(vocab, encoding="utf-8")
+    return sp
 
 
 def _encode_stream(sp, docs: list[Document]) -> np.ndarray:
