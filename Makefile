@@ -12,11 +12,11 @@ $(PY):
 	$(PY) -m pip install -q $(TORCH)
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[train,compress]'
+	$(PY) -m pip install -q -e '.[train,compress,dashboard]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[train,compress,dev]'
+	$(PY) -m pip install -q -e '.[train,compress,dashboard,dev]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
