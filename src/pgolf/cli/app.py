@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "workspace",
     "ledger",
     "budget",
+    "run",
+    "research",
     "competitors",
     "dashboard",
     "promote",
