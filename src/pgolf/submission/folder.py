@@ -1,0 +1,94 @@
+"""A submission under review: the files of a records folder (local or fetched from a PR) or one script."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgolf.errors import DataError
+from pgolf.logs import RunResult, parse_log_text
+
+SCRIPT_NAME = "train_gpt.py"
+TRACK_DIRS = ("track_10min_16mb", "track_non_record_16mb")
+# Logs are named train*.log / *.txt in the records; README and requirements are not logs.
+_LOG_NAME = re.compile(r"(?:^|/)(?:train|log)[^/]*\.(?:log|txt)$", re.IGNORECASE)
+_NOT_LOGS = frozenset({"requirements.txt"})
+MAX_FILE_BYTES = 32 * 1024 * 1024  # model blobs are not read into memory
+
+
+@dataclass
+class Submission:
+    """The files of one submission, by path relative to its folder."""
+
+    name: str  # the folder's name (or the script's)
+    where: str  # a path or a PR reference, for evidence lines
+    files: dict[str, bytes]
+    sizes: dict[str, int] = field(default_factory=dict)  # every file's size, read or not
+    track: str | None = None
+    kind: str = "folder"  # "folder" or "script"
+    parent: str | None = None  # the folder above, e.g. records/track_10min_16mb
+    _logs: dict[str, RunResult] | None = None
+
+    def text(self, name: str) -> str | None:
+        """A file's text (UTF-8, undecodable bytes replaced), or None when absent."""
+        data = self.files.get(name)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    @property
+    def script(self) -> str | None:
+        """The training script's source, when the submission has one."""
+        return self.text(SCRIPT_NAME) if self.kind == "folder" else self.text(self.name)
+
+    @property
+    def script_name(self) -> str:
+        return SCRIPT_NAME if self.kind == "folder" else self.name
+
+    def log_names(self) -> list[str]:
+        """Names of the training logs, sorted."""
+        return sorted(n for n in self.files if _LOG_NAME.search(n) and n.rsplit("/", 1)[-1] not in _NOT_LOGS)
+
+    def logs(self) -> dict[str, RunResult]:
+        """Every log parsed (once)."""
+        if self._logs is None:
+            self._logs = {n: parse_log_text(self.text(n) or "", n) for n in self.log_names()}
+        return self._logs
+
+    def submission_json(self) -> tuple[dict[str, Any] | None, str]:
+        """submission.json as a mapping, or None and why not."""
+        raw = self.text("submission.json")
+        if raw is None:
+            return None, "submission.json is missing"
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as err:
+            return None, f"submission.json:{err.lineno}: invalid JSON ({err.msg})"
+        if not isinstance(data, dict):
+            return None, "submission.json is not a JSON object"
+        return data, ""
+
+
+def load_path(path: Path) -> Submission:
+    """A records folder or a single script from disk."""
+    path = Path(path)
+    if path.is_file():
+        data = path.read_bytes()
+        return Submission(name=path.name, where=str(path), files={path.name: data},
+                          sizes={path.name: len(data)}, kind="script")
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder or file")
+    files: dict[str, bytes] = {}
+    sizes: dict[str, int] = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
+            continue
+        sizes[rel] = file.stat().st_size
+        if sizes[rel] <= MAX_FILE_BYTES:
+            files[rel] = file.read_bytes()
+    parent = path.resolve().parent
+    track = parent.name if parent.name in TRACK_DIRS else None
+    return Submission(name=path.name, where=str(path), files=files, sizes=sizes, track=track,
+                      parent=f"{parent.parent.name}/{parent.name}")
