@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "run",
     "research",
     "competitors",
+    "intel",
     "dashboard",
     "promote",
     "compute",
