@@ -49,6 +49,9 @@ _VAL_LOADER = re.compile(r"^val_loader:.*\btokens:(?P<n>\d+)")
 _PRE_QUANT = re.compile(r"pre[-_]?quant|post[-_]ema", re.IGNORECASE)
 _DIAGNOSTIC = re.compile(r"^diagnostic\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
+# A source dump starts like a Python file and, in the baseline's lineage, ends with a line of "=".
+_CODE_START = re.compile(r'^(?:"""|\'\'\'|#!|from \S+ import |import \w)')
+_SEPARATOR = re.compile(r"^={20,}\s*$")
 
 
 @dataclass
@@ -102,10 +105,27 @@ def parse_log_text(text: str, path: str = "") -> RunResult:
     """Parse the text of a training log; never raises, whatever the text."""
     result = RunResult(path=path)
     state = _ParseState()
-    for raw_line in text.splitlines():
+    for raw_line in _without_source_dumps(text.splitlines()):
         state.feed(raw_line)
     state.fill(result)
     return result
+
+
+def _without_source_dumps(lines: list[str]) -> list[str]:
+    """Drop each region from a line that starts a Python file to the next "=====" separator line."""
+    next_separator = [-1] * (len(lines) + 1)
+    for i in range(len(lines) - 1, -1, -1):
+        next_separator[i] = i if _SEPARATOR.match(lines[i]) else next_separator[i + 1]
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = next_separator[i + 1] if _CODE_START.match(lines[i]) else -1
+        if end > i:
+            i = end + 1
+            continue
+        kept.append(lines[i])
+        i += 1
+    return kept
 
 
 def read_run_result(run_dir: Path, log_name: str = "train.log") -> RunResult | None:
