@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from dashboard_fixture import RESEARCH_ITEMS, make_dashboard_workspace
 from pgolf.dashboard.charts import all_figures, correlation_figure, progress_figure, size_figure
 from pgolf.dashboard.data import (
     LOG_TAIL_LINES,
+    _probe_lock,
     gather,
     loop_state,
     pareto_front,
@@ -21,6 +23,7 @@ from pgolf.dashboard.data import (
     running_best,
 )
 from pgolf.ledger import LedgerRow
+from pgolf.loop.supervisor import workspace_lock
 from pgolf.workspace import Workspace, init_workspace
 
 
@@ -89,18 +92,22 @@ def test_running_best_counts_only_scored_statuses() -> None:
     assert running_best(rows) == [(1, 1.3), (3, 1.25), (6, 1.2)]
 
 
-def test_loop_state_follows_the_lock(tmp_path: Path) -> None:
-    ws = Workspace(tmp_path)
-    ws.state_dir.mkdir()
+def test_loop_state_follows_the_run_lock(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
     assert not loop_state(ws).running
-    lock = ws.state_dir / "loop.lock"
+    with workspace_lock(ws):  # what `pgolf run` holds for its whole life
+        state = loop_state(ws)
+        assert state.running and f"pid {os.getpid()}" in state.detail
+    assert not loop_state(ws).running
+
+
+def test_lock_probe_where_proc_locks_is_missing(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
     lock.write_text("")
-    assert not loop_state(ws).running
+    assert not _probe_lock(lock).running
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert loop_state(ws).running
-        fcntl.flock(held, fcntl.LOCK_UN)
-    assert not loop_state(ws).running
+        assert _probe_lock(lock).running
 
 
 def test_empty_workspace_has_notes_and_no_charts(tmp_path: Path) -> None:

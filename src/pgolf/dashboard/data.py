@@ -1,9 +1,9 @@
 """Everything a dashboard page shows, gathered from the workspace's files without writing any of them.
 
 Nothing here creates, locks or rewrites a file: the ledger and budget are plain reads (their writers
-replace or append atomically), the research database is opened read-only, and the loop's lock is only
-probed. A part that cannot be read (a broken pgolf.toml, a damaged budget.json, no research module yet)
-becomes a note on the page, never an error page.
+replace or append atomically), the research database is opened read-only, and the loop's lock is looked
+up in /proc/locks. A part that cannot be read (a broken pgolf.toml, a damaged budget.json, an unreadable
+research database) becomes a note on the page, never an error page.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import time
@@ -32,6 +33,7 @@ from pgolf.ledger import (
     best_by_tier,
     tier_correlation,
 )
+from pgolf.loop.supervisor import LOCK_NAME
 from pgolf.research.competitors import competitors_path, frontier, workspace_competitors
 from pgolf.research.store import ResearchStore
 from pgolf.rules import Ruleset, get_ruleset
@@ -40,7 +42,7 @@ from pgolf.workspace import Workspace
 # Statuses whose val_bpb is a complete measurement (crash/timeout/aborted scores are partial at best).
 MEASURED_STATUSES = frozenset({"baseline", "keep", "discard", "oversize"})
 RUN_FILES = ("command.txt", "diff.patch", "train.log", "result.json")
-LOOP_LOCK = "loop.lock"
+LOOP_LOCK = LOCK_NAME  # held with flock by `pgolf run` for its whole life
 LOG_TAIL_LINES = 80
 _LOG_TAIL_BYTES = 64_000
 _DIFF_LIMIT_BYTES = 200_000
@@ -272,20 +274,44 @@ def running_best(rows: Iterable[LedgerRow]) -> list[tuple[int, float]]:
 # -- the loop ------------------------------------------------------------------------------------
 
 def loop_state(ws: Workspace) -> LoopState:
-    """Whether a loop holds `.pgolf/loop.lock`, probed with a shared non-blocking flock (no file made)."""
+    """Whether `pgolf run` holds the workspace lock, found without taking any lock where possible."""
     lock = ws.state_dir / LOOP_LOCK
     try:
-        fh = open(lock, "rb")  # noqa: SIM115 - held only for the probe below
+        st = lock.stat()
     except FileNotFoundError:
         return LoopState(False, "no loop has run here yet")
-    except OSError as err:
-        return LoopState(False, f"cannot read {lock.name}: {err.strerror}")
-    with fh:
+    holder = _flock_holder(st)
+    if holder is None:
+        return _probe_lock(lock)
+    if holder:
+        return LoopState(True, f"`pgolf run` (pid {holder}) holds the workspace lock")
+    return LoopState(False, "no loop is running")
+
+
+def _flock_holder(st: os.stat_result) -> str | None:
+    """From Linux's /proc/locks, passively: the pid holding a flock on this file, "" if none,
+    None when /proc/locks cannot be read (another OS)."""
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 25896 fe:00:2146721 0 EOF"; blocked waiters are marked "->".
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return fields[4]
+    return ""
+
+
+def _probe_lock(lock: Path) -> LoopState:
+    """Where /proc/locks is missing: try a shared non-blocking flock and let go at once."""
+    with open(lock, "rb") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                return LoopState(True, "a loop holds the workspace lock")
+                return LoopState(True, "`pgolf run` holds the workspace lock")
             raise
         fcntl.flock(fh, fcntl.LOCK_UN)
     return LoopState(False, "no loop is running")
