@@ -139,8 +139,12 @@ class _Fetcher:
 
     def __call__(self, item: RemoteFile, force: bool = False) -> bool:
         import httpx
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            from huggingface_hub import hf_hub_download
+            from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        except ImportError:
+            raise DataError("downloading FineWeb needs huggingface_hub: pip install 'pgolf[data]'") from None
 
         staging = self.out / DOWNLOAD_DIR
         try:
