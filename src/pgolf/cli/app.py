@@ -39,6 +39,10 @@ COMMAND_MODULES = (
     "score",
     "measure",
     "logs",
+    "check",
+    "audit",
+    "submit",
+    "stats",
 )
 
 

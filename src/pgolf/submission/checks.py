@@ -121,6 +121,9 @@ def check_package_shape(ctx: _Context) -> CheckResult:
         problems.append("no training log (train*.log / *.txt)")
     if not _FOLDER_NAME.match(sub.name):
         warnings.append(f"folder name {sub.name!r} is not YYYY-MM-DD_Name without spaces")
+    if sub.outside:
+        problems.append(f"the PR also changes {len(sub.outside)} file(s) outside the folder")
+        evidence += [f"outside the folder: {name}" for name in sub.outside[:5]]
     if sub.track is None:
         warnings.append("the folder is not inside records/track_10min_16mb or records/track_non_record_16mb")
     if SCRIPT_NAME in missing:

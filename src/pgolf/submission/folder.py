@@ -30,6 +30,7 @@ class Submission:
     track: str | None = None
     kind: str = "folder"  # "folder" or "script"
     parent: str | None = None  # the folder above, e.g. records/track_10min_16mb
+    outside: list[str] = field(default_factory=list)  # a PR's files outside its records folder
     _logs: dict[str, RunResult] | None = None
 
     def text(self, name: str) -> str | None:
@@ -92,3 +93,19 @@ def load_path(path: Path) -> Submission:
     track = parent.name if parent.name in TRACK_DIRS else None
     return Submission(name=path.name, where=str(path), files=files, sizes=sizes, track=track,
                       parent=f"{parent.parent.name}/{parent.name}")
+
+
+def manifest_val_tokens(path: Path) -> tuple[int, int, str]:
+    """(validation tokens, vocab size, description) from a challenge manifest.json or a demo dataset's demo.json."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: cannot read the dataset manifest ({err})") from None
+    if isinstance(data, dict) and isinstance(data.get("tokens_val"), int):  # the demo dataset's demo.json
+        return data["tokens_val"], int(data.get("vocab_size", 1024)), f"{path.name}: demo dataset"
+    for dataset in data.get("datasets", []) if isinstance(data, dict) else []:
+        stats = dataset.get("stats", {}) if isinstance(dataset, dict) else {}
+        if isinstance(stats.get("tokens_val"), int) and isinstance(dataset.get("vocab_size"), int):
+            return stats["tokens_val"], dataset["vocab_size"], f"{path.name}: {dataset.get('name', 'dataset')}"
+    raise DataError(f"{path}: no validation token count (datasets[].stats.tokens_val or tokens_val)")
