@@ -17,17 +17,10 @@ from pgolf.compute.ssh import PID_FILE, RemoteLayout, SshBackend, SshTarget
 from pgolf.logs import read_run_result
 from pgolf.workspace import Workspace, init_workspace
 from sshd_server import LocalSshd, running_sshd
+from tiny_train import TINY_ENV, TORCHRUN
 
 pytestmark = pytest.mark.slow
 
-TORCHRUN = Path(sys.executable).with_name("torchrun")
-# A model small enough to train a few steps on one CPU core in seconds.
-TINY_ENV = {
-    "OMP_NUM_THREADS": "1", "ITERATIONS": "4", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1",
-    "TRAIN_BATCH_TOKENS": "2048", "TRAIN_SEQ_LEN": "128", "VAL_BATCH_SIZE": "8192",
-    "VAL_TOKENS_LIMIT": "8192", "NUM_LAYERS": "2", "MODEL_DIM": "32", "NUM_HEADS": "2",
-    "NUM_KV_HEADS": "1", "WARMUP_STEPS": "0", "COMPILE": "0",
-}
 
 # Spawns a child, records both pids, then waits forever: what a hung torchrun looks like.
 HANG_SCRIPT = """\

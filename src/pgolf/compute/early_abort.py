@@ -44,7 +44,7 @@ def choose_point(curve: list[tuple[int, float]], settings: EarlyAbortConfig,
         return None
     target = settings.at_fraction * usable[-1][0]
     step, bpb = next((s, b) for s, b in usable if s >= target)
-    if step == usable[-1][0] and len(usable) > 1:
+    if step == usable[-1][0]:
         return None  # checking at the very end saves nothing
     return AbortPoint(step, bpb + settings.margin_bpb, bpb, reference_run)
 
