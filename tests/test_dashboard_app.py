@@ -18,10 +18,13 @@ from typer.testing import CliRunner
 
 from dashboard_fixture import fixture_runs, make_dashboard_workspace
 from pgolf.cli.app import app as cli_app
+from pgolf.cli.app import main
 from pgolf.cli.dashboard import _require
 from pgolf.dashboard.app import create_app
 from pgolf.errors import PgolfError
 from pgolf.ledger import LedgerRow
+from pgolf.research.items import ResearchItem
+from pgolf.research.store import ResearchStore
 from pgolf.workspace import Workspace
 
 PAGES = ("/", "/experiments", "/research", "/competitors", "/runs/l05-qk", "/runs/l09-muon",
@@ -108,24 +111,28 @@ def test_report_command_writes_one_offline_file(ws: Workspace, tmp_path: Path) -
     assert not re.findall(r'src="(?:https?:)?//|<link[^>]+href="(?:https?:)?//', html)
 
 
-def _pgolf(*args: str) -> subprocess.CompletedProcess:
-    """The real CLI in a subprocess: exit codes and stderr as a user sees them."""
-    env = {**os.environ, "COLUMNS": "300"}
-    return subprocess.run([sys.executable, "-m", "pgolf", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
+def _pgolf(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
+    """The real entry point in this process: its exit code and what it printed on stderr."""
+    monkeypatch.setattr(sys, "argv", ["pgolf", *args])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    return ended.value.code, capsys.readouterr().err  # type: ignore[return-value]
 
 
-def test_command_errors_are_one_line(ws: Workspace, tmp_path: Path) -> None:
-    missing = _pgolf("--workspace", str(ws.root), "report", "--out", str(tmp_path / "nowhere" / "r.html"))
-    remote = _pgolf("--workspace", str(ws.root), "dashboard", "--host", "0.0.0.0")
+def test_command_errors_are_one_line(ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    root = str(ws.root)
+    missing = _pgolf(capsys, monkeypatch, "-w", root, "report", "--out", str(tmp_path / "nowhere" / "r.html"))
+    remote = _pgolf(capsys, monkeypatch, "-w", root, "dashboard", "--host", "0.0.0.0")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        busy = _pgolf("--workspace", str(ws.root), "dashboard", "--port", str(taken.getsockname()[1]))
-    for proc, code, words in ((missing, 2, "does not exist"), (remote, 2, "--allow-remote"),
-                              (busy, 1, "already in use; pick another with --port")):
-        assert proc.returncode == code, proc.stderr
-        assert proc.stderr.count("\n") == 1 and words in proc.stderr, proc.stderr
+        busy = _pgolf(capsys, monkeypatch, "-w", root, "dashboard", "--port", str(taken.getsockname()[1]))
+    for (code, err), want_code, words in ((missing, 2, "does not exist"), (remote, 2, "--allow-remote"),
+                                          (busy, 1, "already in use; pick another with --port")):
+        assert code == want_code, err
+        assert err.count("\n") == 1 and err.startswith("error: ") and words in err, err
 
 
 def test_missing_packages_are_named() -> None:
@@ -147,3 +154,18 @@ def test_dashboard_command_serves_until_stopped(ws: Workspace) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_untrusted_text_cannot_inject_markup_or_links(ws: Workspace) -> None:
+    ResearchStore(ws.research_db).upsert([ResearchItem(
+        id="web:evil", source="web", kind="web", title="Evil <img src=x onerror=alert(1)> trick",
+        abstract="", url="javascript:alert(1)", published=None, fetched_at="2025-06-01T00:00:00Z")])
+    ws.ledger().append(LedgerRow(commit="d" * 40, tier="local", val_bpb=1.3, artifact_bytes=1, memory_gb=None,
+                                 status="discard", run_id="l98", description="<script>alert(1)</script>"))
+    client = _client(ws)
+    research = client.get("/research").text
+    assert "Evil &lt;img" in research and "<img src=x" not in research
+    assert "javascript:" not in research
+    overview, experiments = client.get("/").text, client.get("/experiments").text
+    assert "<script>alert(1)</script>" not in overview + experiments
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in experiments  # shown as text

@@ -1,11 +1,13 @@
 """The dashboard's charts as Plotly figure specs (plain dicts), built from one DashboardData snapshot.
 
-Each function returns None when there is nothing to plot, so the page can say so instead.
+Each function returns None when there is nothing to plot, so the page can say so instead. Plotly reads
+hover text as a little HTML, so text from the ledger is escaped first.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 from pgolf.dashboard.data import MEASURED_STATUSES, DashboardData, pareto_front, running_best
@@ -43,8 +45,8 @@ def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, A
 def _hover(position: int, row: LedgerRow) -> str:
     bpb = "no score" if row.val_bpb is None else f"val_bpb {row.val_bpb:.4f}"
     size = "" if row.artifact_bytes is None else f"<br>{row.artifact_bytes:,} bytes"
-    return (f"#{position} {row.run_id or row.commit[:8]} ({row.tier})<br>{row.status}: {bpb}{size}"
-            f"<br>{_shorten(row.description)}")
+    return (f"#{position} {escape(row.run_id or row.commit[:8])} ({escape(row.tier)})<br>{row.status}: "
+            f"{bpb}{size}<br>{escape(_shorten(row.description))}")
 
 
 def _shorten(text: str, limit: int = 70) -> str:
@@ -145,7 +147,7 @@ def budget_figure(data: DashboardData) -> Figure | None:
         total += usd
         xs.append(_iso(when))
         ys.append(round(total, 4))
-        text.append(f"{kind}: ${usd:,.2f} {_shorten(what, 50)}<br>total ${total:,.2f}")
+        text.append(f"{kind}: ${usd:,.2f} {escape(_shorten(what, 50))}<br>total ${total:,.2f}")
     traces: list[dict[str, Any]] = [{
         "type": "scatter", "mode": "lines+markers", "name": "spent", "x": xs, "y": ys, "text": text,
         "hovertemplate": "%{x}<br>%{text}<extra></extra>", "line": {"shape": "hv", "color": "#1f6feb", "width": 2},

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -57,6 +58,11 @@ def _short_time(text: str) -> str:
     return text.replace("T", " ")[:16] if text else "–"
 
 
+def _web_url(url: str | None) -> str:
+    """The URL when it is http(s), else "": fetched items must not smuggle javascript: links in."""
+    return url if url and urlsplit(url.strip()).scheme.lower() in {"http", "https"} else ""
+
+
 def _json_script(value: Any) -> Markup:
     """JSON safe to place inside a <script> element."""
     text = json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -74,7 +80,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(bpb=_bpb, usd=_usd, count=_count, when=_when, short_time=_short_time,
-                       json_script=_json_script)
+                       json_script=_json_script, web_url=_web_url)
     env.globals.update(status_colors=STATUS_COLORS)
     return env
 
