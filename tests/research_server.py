@@ -161,3 +161,14 @@ def pointed_config(url: str, **research: object) -> dict:
             "tavily": {**fast, "base_url": f"{url}/tavily", "queries": ["parameter golf"]},
         },
     }
+
+
+def write_workspace(root: Path, research: dict):
+    """A workspace folder whose pgolf.toml holds this `[research]` table (and defaults elsewhere)."""
+    from pgolf.workspace import Workspace
+
+    lines = ["[research]"] + [f"{k} = {json.dumps(v)}" for k, v in research.items() if k != "sources"]
+    for name, table in research.get("sources", {}).items():
+        lines += [f"[research.sources.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    (root / "pgolf.toml").write_text("\n".join(lines) + "\n")
+    return Workspace(root)
