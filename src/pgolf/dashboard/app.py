@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pgolf.dashboard import LOCAL_HOSTS
-from pgolf.dashboard.data import gather, run_detail, run_file
+from pgolf.dashboard.data import fingerprint, gather, loop_state, run_detail, run_file
 from pgolf.dashboard.render import APP_LINKS, PAGES, page_context, render
 from pgolf.workspace import Workspace
 
@@ -64,9 +64,9 @@ def create_app(ws: Workspace, *, refresh_seconds: float = DEFAULT_REFRESH_SECOND
         return FileResponse(path, media_type=media)
 
     def state(request: Request) -> Response:
-        data = gather(ws)
-        return JSONResponse({"fingerprint": data.fingerprint, "generated_at": data.generated_at,
-                             "runs": len(data.rows), "loop_running": data.loop.running})
+        # Polled by every open page: only what tells a change, not the whole snapshot.
+        return JSONResponse({"fingerprint": fingerprint(ws), "runs": len(ws.ledger().rows()),
+                             "loop_running": loop_state(ws).running})
 
     def full_data(request: Request) -> Response:
         return JSONResponse(gather(ws).as_dict())
