@@ -27,6 +27,10 @@ args = Hyperparameters()
 sleep = float(os.environ.get("FAKE_SLEEP", "0"))
 if os.environ.get("FAKE_CRASH"):
     raise RuntimeError("fake crash for the test")
+hold = os.environ.get("FAKE_HOLD_FILE")
+print(f"started pid {os.getpid()}", flush=True)
+while hold and os.path.exists(hold):
+    time.sleep(0.05)
 for step in range(1, args.iterations + 1):
     if sleep:
         time.sleep(sleep / args.iterations)
@@ -38,6 +42,7 @@ code_bytes = len(open(__file__, "rb").read())
 with open("final_model.int8.ptz", "wb") as fh:
     fh.write(b"x" * 10)
 print(f"step:{args.iterations}/{args.iterations} val_loss:{bpb * 1.7:.4f} val_bpb:{bpb:.4f} train_time:{args.iterations * 10}ms step_avg:10.00ms")
+print(f"Total submission size int8+zlib: {code_bytes + model_bytes} bytes")
 print(f"final_int8_zlib_roundtrip_exact val_loss:{bpb * 1.7:.8f} val_bpb:{bpb:.8f}")
 path = os.environ.get("PGOLF_RESULT_JSON")
 if path:

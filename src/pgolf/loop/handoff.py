@@ -6,18 +6,20 @@ from collections.abc import Sequence
 
 from pgolf.budget import BudgetStatus
 from pgolf.ledger import LedgerRow, failed_runs, last_runs
-from pgolf.loop.history import best_section
+from pgolf.loop.history import loop_sections
 from pgolf.loop.noise import NoiseFloor
 
 MAX_CHARS = 8000  # about 2,000 tokens
 _RUN_LINES = 8
 _FAILURE_LINES = 8
 _RESEARCH_CHARS = 2500
+_DESCRIPTION_CHARS = 160
 
 
 def _row_line(r: LedgerRow) -> str:
     bpb = "-" if r.val_bpb is None else f"{r.val_bpb:.4f}"
-    return f"- {r.run_id} {r.status} val_bpb {bpb}: {r.description}"
+    text = r.description if len(r.description) <= _DESCRIPTION_CHARS else r.description[:_DESCRIPTION_CHARS] + "…"
+    return f"- {r.run_id} {r.status} val_bpb {bpb}: {text}"
 
 
 def build_handoff(rows: Sequence[LedgerRow], noise: NoiseFloor | None, budget: BudgetStatus | None,
@@ -31,7 +33,7 @@ def build_handoff(rows: Sequence[LedgerRow], noise: NoiseFloor | None, budget: B
     ]
     if description_file:
         parts.append(f"Write a one-line description of your change to {description_file}.")
-    parts += ["", "## Best", best_section(rows, noise)]
+    parts += ["", "## Best", loop_sections(rows, noise)["BEST"]]
     recent = last_runs(rows, _RUN_LINES)
     if recent:
         parts += ["", "## Last runs", *map(_row_line, recent)]

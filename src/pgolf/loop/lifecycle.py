@@ -25,7 +25,7 @@ from pgolf.errors import PgolfError, WorkspaceError
 from pgolf.ledger import LedgerRow
 from pgolf.logs import RunResult, read_run_result
 from pgolf.loop.decision import Decision, RunFacts, decide, run_failure
-from pgolf.loop.history import best_section, experiments_section
+from pgolf.loop.history import loop_sections
 from pgolf.loop.hyperparams import find, read_hyperparameters
 from pgolf.loop.noise import BASELINE_SEED, NoiseFloor, baseline_seeds, noise_floor
 from pgolf.loop.preflight import preflight
@@ -295,6 +295,7 @@ class Lab:
             result_status=status, val_bpb=result.val_bpb if result else None,
             artifact_bytes=result.artifact_bytes if result else None,
             train_seconds=result.train_seconds if result else None, reason=reason,
+            step_seconds=result.step_avg_ms / 1000 if result and result.step_avg_ms else None,
         )
 
     def _row(self, state: InFlight, status: str, result: RunResult | None, *, promoted: str = "no",
@@ -459,10 +460,15 @@ class Lab:
         return self._finish(state, decision.status, result, decision.reason, outcome.seconds, decision, promoted)
 
     def refresh_program(self) -> None:
-        """Rewrite program.md's BEST and EXPERIMENTS sections from the ledger."""
+        """Refresh every program.md section; the loop's own (best, history) are written last."""
+        try:
+            from pgolf.research.inject import inject_all
+
+            inject_all(self.ws, self.config)
+        except Exception as err:  # noqa: BLE001 - research is advisory: it must never stop the loop
+            self.events.message(f"warning: program.md research sections not refreshed: {err}")
         rows = self.rows()
-        update_program(self.ws.program_md, {"BEST": best_section(rows, self.noise(rows)),
-                                            "EXPERIMENTS": experiments_section(rows)})
+        update_program(self.ws.program_md, loop_sections(rows, self.noise(rows)))
 
     # -- recovery ----------------------------------------------------------------------------------
 

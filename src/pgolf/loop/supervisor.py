@@ -108,25 +108,15 @@ class _Signals:
             signal.signal(sig, handler)
 
 
-def _after_experiment_hooks(ws: Workspace, config: PgolfConfig, events: LoopEvents) -> None:
-    """Research injection and the promotion queue, when those modules exist; never fatal to the loop."""
-    try:
-        from pgolf.research.inject import inject_all
-    except ImportError:
-        inject_all = None
-    if inject_all is not None:
-        try:
-            inject_all(ws)
-        except Exception as err:  # noqa: BLE001 - research is advisory; the loop must go on
-            events.message(f"research injection failed: {err}")
+def _run_promotions(ws: Workspace, config: PgolfConfig, events: LoopEvents) -> None:
+    """Hand queued promotions to the remote tier's executor, when one is configured."""
     if config.tiers.remote is None and config.tiers.ssh is None and config.tiers.runpod is None:
         return
+    from pgolf.loop.promote import run_promotion_queue
+
     try:
-        from pgolf.loop.promote import run_promotion_queue
-    except ImportError:
-        return
-    try:
-        run_promotion_queue(ws, config, yes=False)
+        for result in run_promotion_queue(ws, config, yes=False, on_line=events.line):
+            events.message(f"promotion of {result.run_id}: {result.status}")
     except PgolfError as err:
         events.message(f"promotion: {err}")
 
@@ -174,7 +164,7 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
             except BudgetRefused as err:
                 summary.stop_reason = f"budget: {err}"
                 break
-            _after_experiment_hooks(ws, config, events)
+            _run_promotions(ws, config, events)
             if cancel.is_set():
                 summary.stop_reason = "aborted by the user"
                 break

@@ -1,0 +1,169 @@
+"""The experiment lifecycle with a fast fake training script: statuses, git moves, records, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loop_fixtures import make_workspace
+from pgolf import git
+from pgolf.errors import ConfigError, LockedError, WorkspaceError
+from pgolf.ledger import COLUMNS
+from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
+from pgolf.loop.proposers.base import Proposal, ProposalContext
+from pgolf.loop.supervisor import run_loop, workspace_lock
+
+
+def _tags(root: Path) -> set[str]:
+    return set(git.git(root, "tag", "-l", f"{TAG_PREFIX}*").split())
+
+
+def test_search_loop_records_every_run_and_moves_git(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    summary = run_loop(ws, experiments=4)
+    assert summary.stop_reason.startswith("4 experiments done")
+    lines = ws.results_tsv.read_text().splitlines()
+    assert lines[0].split("\t") == list(COLUMNS)
+    rows = ws.ledger().rows()
+    assert [r.status for r in rows[:2]] == ["baseline", "baseline"]
+    assert [r.seed for r in rows[:2]] == [1337, 1338]
+    experiments = rows[2:]
+    assert len(experiments) == 4 and all(len(line.split("\t")) == 16 for line in lines)
+    assert all(r.status in ("keep", "discard") for r in experiments)
+    assert all(r.description.startswith("tpe: ") and r.parent_run for r in experiments)
+    root = ws.root
+    # Every discarded experiment is tagged at its own commit; the best is the last kept commit.
+    discarded = [r for r in experiments if r.status == "discard"]
+    assert _tags(root) == {TAG_PREFIX + r.run_id for r in discarded}
+    for r in discarded:
+        assert git.git(root, "rev-parse", f"{TAG_PREFIX}{r.run_id}^{{commit}}") == r.commit
+    kept = [r for r in experiments if r.status == "keep"]
+    expected_best = kept[-1].commit if kept else rows[0].commit
+    assert git.git(root, "rev-parse", BEST_BRANCH) == expected_best
+    assert git.git(root, "rev-parse", EXPLORE_BRANCH) == expected_best
+    assert git.git(root, "rev-parse", "--abbrev-ref", "HEAD") == EXPLORE_BRANCH
+    assert git.git(root, "status", "--porcelain", "-uno") == ""
+    # Run folders hold the log, the result, the diff and the command.
+    for r in experiments:
+        folder = ws.run_dir(r.run_id)
+        for name in ("train.log", "result.json", "diff.patch", "command.txt", "decision.json"):
+            assert (folder / name).is_file(), (r.run_id, name)
+        diff = (folder / "diff.patch").read_text()
+        assert "+++ b/train_gpt.py" in diff and "os.environ.get" in diff
+        assert "SEED=1337" in (folder / "command.txt").read_text()
+    program = ws.program_md.read_text()
+    assert all(r.run_id in program for r in rows)
+    assert "noise floor (local): 2 baseline seeds" in program
+
+
+def test_search_study_resumes_across_runs(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    run_loop(ws, experiments=2)
+    first = [r.description for r in ws.ledger().rows()]
+    run_loop(ws, experiments=2)
+    rows = ws.ledger().rows()
+    assert [r.run_id for r in rows] == [f"r{i:04d}" for i in range(1, 7)]
+    assert sum(r.status == "baseline" for r in rows) == 2  # the noise floor is measured once
+    assert [r.description for r in rows[:4]] == first
+    assert len({r.description for r in rows[2:]}) == 4  # a resumed study does not replay its draws
+
+
+class ScriptedProposer:
+    """Applies one text edit per call to train_gpt.py, from a list."""
+
+    kind = "scripted"
+
+    def __init__(self, edits: list[tuple[str, Any]]) -> None:
+        self.edits = list(edits)
+        self.observed: list[tuple[str, float | None]] = []
+
+    def propose(self, ctx: ProposalContext) -> Proposal:
+        name, edit = self.edits.pop(0)
+        if edit is None:
+            return Proposal(name, changed=False, state={"name": name})
+        text = ctx.ws.train_script.read_text()
+        ctx.ws.train_script.write_text(edit(text))
+        return Proposal(name, state={"name": name})
+
+    def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
+        self.observed.append((status, val_bpb))
+
+
+def _delete_line(fragment: str):
+    return lambda text: "".join(line for line in text.splitlines(True) if fragment not in line)
+
+
+def test_failures_are_recorded_tagged_and_reverted(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws", timeout=4)
+    proposer = ScriptedProposer([
+        ("crashes", lambda t: t.replace("args = Hyperparameters()", "args = Hyperparameters()\nraise SystemExit(1)")),
+        ("syntax error", lambda t: t + "\ndef broken(:\n"),
+        ("network", lambda t: "import socket\n" + t),
+        ("huge model", lambda t: t.replace('"MODEL_DIM", 64', '"MODEL_DIM", 100000')),
+        ("hangs", lambda t: t.replace("args = Hyperparameters()", "args = Hyperparameters()\ntime.sleep(60)")),
+        ("nothing", None),
+        ("simpler", _delete_line("train_batch_tokens")),
+    ])
+    summary = run_loop(ws, experiments=7, proposer=proposer)
+    rows = {r.description.split(" (")[0]: r for r in ws.ledger().rows()[2:]}
+    assert {k: r.status for k, r in rows.items()} == {
+        "crashes": "crash", "syntax error": "crash", "network": "crash", "huge model": "oversize",
+        "hangs": "timeout", "nothing": "skipped", "simpler": "keep",
+    }
+    assert "preflight compiles" in rows["syntax error"].description
+    assert "socket" in rows["network"].description
+    assert "projected" in rows["huge model"].description
+    assert not (ws.run_dir(rows["syntax error"].run_id) / "train.log").exists()  # never ran
+    tagged = {r.run_id for r in rows.values() if r.status in ("crash", "oversize", "timeout")}
+    assert _tags(ws.root) == {TAG_PREFIX + t for t in tagged}
+    baseline_commit = ws.ledger().rows()[0].commit
+    assert rows["nothing"].commit == baseline_commit and rows["nothing"].val_bpb is None
+    # The simpler script scored the same (within the floor) and became the best.
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) == rows["simpler"].commit
+    assert "train_batch_tokens" not in ws.train_script.read_text()
+    assert [s for s, _ in proposer.observed] == ["crash", "crash", "crash", "oversize", "timeout", "skipped",
+                                                "keep"]
+    assert len(summary.experiments) == 7
+
+
+def test_a_second_loop_in_the_same_workspace_is_refused(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    with workspace_lock(ws), pytest.raises(LockedError, match="another `pgolf run`"):
+        run_loop(ws, experiments=1)
+    assert ws.ledger().rows() == []
+
+
+def test_env_override_of_a_searched_value_is_refused(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws", local_env='MATRIX_LR = "0.1"')
+    with pytest.raises(ConfigError, match="MATRIX_LR.*silently override"):
+        run_loop(ws, experiments=1)
+
+
+def test_uncommitted_script_changes_are_refused(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    ws.train_script.write_text(ws.train_script.read_text() + "\n# edited by hand\n")
+    with pytest.raises(WorkspaceError, match="uncommitted changes"):
+        run_loop(ws, experiments=1)
+
+
+def test_a_crashing_baseline_stops_with_one_line(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws", local_env='FAKE_CRASH = "1"')
+    with pytest.raises(Exception, match=r"baseline run r0001 ended as crash .*fake crash"):
+        run_loop(ws, experiments=1)
+    row = ws.ledger().rows()[0]
+    assert row.status == "crash" and row.val_bpb is None
+
+
+def test_result_json_missing_falls_back_to_the_log(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    proposer = ScriptedProposer([("no result.json", lambda t: t.replace(
+        'path = os.environ.get("PGOLF_RESULT_JSON")', "path = None"))])
+    run_loop(ws, experiments=1, proposer=proposer)
+    row = ws.ledger().rows()[-1]
+    assert not (ws.run_dir(row.run_id) / "result.json").exists()
+    # The official log lines carry the score and the size: the run is judged as usual.
+    assert row.status in ("keep", "discard")
+    assert row.val_bpb == pytest.approx(ws.ledger().rows()[0].val_bpb, abs=1e-3)
+    assert row.artifact_bytes is not None and row.steps == 20
