@@ -104,7 +104,15 @@ DEFAULT_TEMPLATE_VALUES: dict[str, Any] = {
     "timeout_seconds": 1800,
     "local_env": "",
     "min_gain": 0.002,
-    "search_space": "",
+    "search_space": (
+        "[proposer.search_space]         # searched values are rewritten in train_gpt.py's defaults\n"
+        'MATRIX_LR = { type = "float", low = 0.02, high = 0.08, log = true }\n'
+        'SCALAR_LR = { type = "float", low = 0.02, high = 0.08, log = true }\n'
+        'TIED_EMBED_LR = { type = "float", low = 0.02, high = 0.12, log = true }\n'
+        'WARMDOWN_ITERS = { type = "int", low = 600, high = 2400, step = 100 }\n'
+        'MUON_MOMENTUM = { type = "float", low = 0.9, high = 0.98 }\n'
+        'QK_GAIN_INIT = { type = "float", low = 1.0, high = 2.5 }\n'
+    ),
 }
 
 
