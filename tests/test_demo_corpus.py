@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -101,18 +98,21 @@ def test_manifest_records_python_and_hashes(demo_dataset) -> None:
     assert set(manifest["sha256"]) == set(_digests(demo_dataset.root)) - {"tokenizers/pydocs_1024_bpe.vocab"}
 
 
-def test_cli_demo_then_verify(tmp_path: Path) -> None:
-    env = {**os.environ, "COLUMNS": "200"}
-    out = tmp_path / "data"
-    built = subprocess.run([sys.executable, "-m", "pgolf", "data", "demo", "--out", str(out), "--json"],
-                           capture_output=True, text=True, env=env, timeout=120)
-    assert built.returncode == 0, built.stderr
+def test_cli_demo_then_verify(demo_dataset, tmp_path: Path) -> None:
+    """A fresh build through the CLI, then its check (in process: the documents are already collected)."""
+    from typer.testing import CliRunner
+
+    from pgolf.cli.app import app
+
+    runner = CliRunner()
+    built = runner.invoke(app, ["data", "demo", "--out", str(tmp_path / "data"), "--json"])
+    assert built.exit_code == 0, built.output
     info = json.loads(built.stdout)
     assert info["reused"] is False and info["vocab_size"] == VOCAB_SIZE
-    checked = subprocess.run(
-        [sys.executable, "-m", "pgolf", "data", "verify", info["dataset_dir"], "--tokenizer", info["tokenizer_path"]],
-        capture_output=True, text=True, env=env, timeout=60,
-    )
-    assert checked.returncode == 0, checked.stderr
+    assert info["tokens_val"] == demo_dataset.tokens_val
+    checked = runner.invoke(app, ["data", "verify", info["dataset_dir"], "--tokenizer", info["tokenizer_path"]],
+                            env={"COLUMNS": "200"})
+    assert checked.exit_code == 0, checked.output
     assert f"ok: {info['tokens_val']:,} val tokens" in checked.stdout
-    shutil.rmtree(out)
+    again = runner.invoke(app, ["data", "demo", "--out", str(tmp_path / "data")])
+    assert again.exit_code == 0 and "reused" in again.stdout

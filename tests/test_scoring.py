@@ -92,6 +92,7 @@ def test_real_tokenizers_count_the_decoded_bytes(shared_data: Path, tmp_path: Pa
 @given(docs=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80),
                      min_size=1, max_size=6))
 def test_property_real_tokenizers(real_tokenizers, tmp_path: Path, docs: list[str]) -> None:
+    docs = [*docs, "a"]  # whitespace-only documents encode to nothing; keep at least one target
     for sp, luts in real_tokenizers:
         assert _count(tmp_path, sp, luts, docs) == _decoded_bytes(sp, docs)
 
