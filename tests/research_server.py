@@ -142,6 +142,15 @@ def install_recorded_routes(apis: FakeApis) -> None:
     apis.route("/tavily/search", payload("tavily_search.json"))
 
 
+@contextmanager
+def recorded_apis() -> Iterator[FakeApis]:
+    """A started fake server answering every source's recorded payloads."""
+    fake = FakeApis()
+    with fake.serving():
+        install_recorded_routes(fake)
+        yield fake
+
+
 def pointed_config(url: str, **research: object) -> dict:
     """A `[research]` table whose sources all talk to the fake server, one query each, no politeness delays."""
     fast = {"min_interval_seconds": 0.0, "timeout_seconds": 5.0}

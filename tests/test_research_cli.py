@@ -16,7 +16,7 @@ from pgolf.cli.app import app
 from pgolf.errors import PgolfError
 from pgolf.research.scheduler import DaemonLock, lock_path
 from pgolf.workspace import Workspace
-from research_server import FakeApis, install_recorded_routes, pointed_config, write_workspace
+from research_server import FakeApis, pointed_config, recorded_apis, write_workspace
 
 
 def cli(ws: Workspace, *args: str) -> Result:
@@ -33,9 +33,7 @@ def pgolf(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def apis() -> Iterator[FakeApis]:
-    fake = FakeApis()
-    with fake.serving():
-        install_recorded_routes(fake)
+    with recorded_apis() as fake:
         yield fake
 
 

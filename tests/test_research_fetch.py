@@ -17,16 +17,14 @@ from pgolf.research.items import ResearchItem
 from pgolf.research.scheduler import FAST_JOB, FULL_JOB, DaemonLock, build_scheduler, lock_path, run_pass
 from pgolf.research.store import ResearchStore
 from pgolf.workspace import Workspace
-from research_server import FakeApis, install_recorded_routes, pointed_config, write_workspace
+from research_server import FakeApis, pointed_config, recorded_apis, write_workspace
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def apis() -> Iterator[FakeApis]:
-    fake = FakeApis()
-    with fake.serving():
-        install_recorded_routes(fake)
+    with recorded_apis() as fake:
         yield fake
 
 

@@ -22,10 +22,10 @@ from research_server import (
     RECORD,
     FakeApis,
     Reply,
-    install_recorded_routes,
     json_reply,
     payload,
     pointed_config,
+    recorded_apis,
 )
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -33,9 +33,7 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def apis() -> Iterator[FakeApis]:
-    fake = FakeApis()
-    with fake.serving():
-        install_recorded_routes(fake)
+    with recorded_apis() as fake:
         yield fake
 
 
