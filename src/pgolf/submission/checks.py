@@ -324,12 +324,13 @@ def _needs_code(name: str, rule: str, ctx: _Context) -> Callable[..., CheckResul
 
 def _from_findings(out: Callable[..., CheckResult], findings: Sequence[tuple[str, str, str]],
                    ok: str) -> CheckResult:
-    """Findings are (severity FAIL/WARN, line, message); the worst decides."""
-    if not findings:
-        return out(PASS, ok)
+    """Findings are (severity FAIL/WARN/INFO, line, message); the worst decides, INFO alone passes."""
     evidence = [f"{SCRIPT_NAME}:{line}: {msg}" for _, line, msg in findings]
-    worst = FAIL if any(sev == FAIL for sev, _, _ in findings) else WARN
-    return out(worst, findings[0][2] + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""), evidence)
+    serious = [f for f in findings if f[0] in (FAIL, WARN)]
+    if not serious:
+        return out(PASS, ok, evidence)
+    worst = FAIL if any(sev == FAIL for sev, _, _ in serious) else WARN
+    return out(worst, serious[0][2] + (f" (+{len(serious) - 1} more)" if len(serious) > 1 else ""), evidence)
 
 
 def check_wrapper(ctx: _Context) -> CheckResult:
@@ -354,18 +355,24 @@ def check_python_grammar(ctx: _Context) -> CheckResult:
                       "3.10-3.12)", ctx)
     if isinstance(got, CheckResult):
         return got
+    # ast.parse can only narrow the running interpreter's grammar, never widen it to a newer one.
+    versions = [v for v in _PYTHON_GRAMMARS if v <= sys.version_info[:2]]
+    newest, checked = versions[-1], ", ".join(f"{a}.{b}" for a, b in versions)
     failures = []
-    for version in _PYTHON_GRAMMARS:
+    for version in versions:
         try:
             ast.parse(ctx.source or "", feature_version=version)
         except SyntaxError as err:
             failures.append((version, f"Python {version[0]}.{version[1]}: line {err.lineno}: {err.msg}"))
     if not failures:
-        return got(PASS, "parses under Python 3.10, 3.11 and 3.12")
+        return got(PASS, f"parses under Python {checked}")
     evidence = [f"{SCRIPT_NAME}: {msg}" for _, msg in failures]
-    if any(v == (3, 12) for v, _ in failures):
+    if failures[-1][0] != newest:
+        return got(WARN, "needs a newer Python than 3.10: " + failures[0][1], evidence)
+    if newest >= _PYTHON_GRAMMARS[-1]:
         return got(FAIL, failures[-1][1], evidence)
-    return got(WARN, "needs a newer Python than 3.10: " + failures[0][1], evidence)
+    return got(WARN, f"does not parse under Python {newest[0]}.{newest[1]}, the newest grammar this interpreter "
+               f"has (3.12-only syntax, or a syntax error): {failures[-1][1]}", evidence)
 
 
 def check_counted_code(ctx: _Context) -> CheckResult:
@@ -395,7 +402,7 @@ def check_dependencies(ctx: _Context) -> CheckResult:
         return got
     requirements = ctx.sub.text("requirements.txt") if ctx.sub.kind == "folder" else None
     return _from_findings(got, dependency_findings(ctx.source or "", requirements, sys.stdlib_module_names),
-                          "every third-party import is declared")
+                          "every third-party import that always runs is declared")
 
 
 def check_lut(ctx: _Context) -> CheckResult:

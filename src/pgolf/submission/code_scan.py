@@ -1,7 +1,8 @@
 """AST scans of a training script for the code rules; each finding is (severity, line, message).
 
-Severity is "FAIL" when the code shown breaks a rule whatever the rest of the script does, and "WARN"
-when the pattern is suspicious but its effect depends on context a static scan cannot see.
+Severity is "FAIL" when the code shown breaks a rule whatever the rest of the script does, "WARN" when
+the pattern is suspicious but its effect depends on context a static scan cannot see, and "INFO" for a
+fact worth showing that breaks nothing (an optional import used only on a non-default branch).
 """
 
 from __future__ import annotations
@@ -64,15 +65,12 @@ def _imports(tree: ast.Module) -> Iterator[tuple[str, ast.stmt]]:
             yield node.module.split(".")[0], node
 
 
-def _guarded_imports(tree: ast.Module) -> set[int]:
-    """Line numbers of imports inside `try:` blocks that catch ImportError (optional imports)."""
+def _conditional_imports(tree: ast.Module) -> set[int]:
+    """Line numbers of imports under a `try:` or an `if` (optional: needed only when that branch runs)."""
     lines: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Try) and any(
-            h.type is None or "Error" in ast.unparse(h.type) or "Exception" in ast.unparse(h.type)
-            for h in node.handlers
-        ):
-            for stmt in node.body:
+        if isinstance(node, ast.Try | ast.If):
+            for stmt in [*node.body, *node.orelse]:
                 lines.update(n.lineno for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom))
     return lines
 
@@ -107,8 +105,8 @@ def counted_code_findings(source: str, local_files: Iterable[str], sizes: dict[s
         elif name in {"torch.hub.load", "hub.load"}:
             findings.append(("FAIL", str(call.lineno), "torch.hub.load downloads code at run time"))
         elif name in {"subprocess.run", "subprocess.check_call", "subprocess.Popen", "os.system",
-                      "subprocess.call", "subprocess.check_output"} and any(
-                re.search(r"\bpip\b.*\binstall\b|\bgit\s+clone\b|\bcurl\b|\bwget\b", s) for s in _strings(call)):
+                      "subprocess.call", "subprocess.check_output"} and re.search(
+                r"\bpip\b.*\binstall\b|\bgit\s+clone\b|\bcurl\b|\bwget\b", " ".join(_strings(call))):
             findings.append(("FAIL", str(call.lineno), f"{name} installs or downloads code at run time"))
     helpers = []
     for module, stmt in _imports(tree):
@@ -158,7 +156,7 @@ def dependency_findings(source: str, requirements: str | None, stdlib: Iterable[
     if tree is None:
         return []
     declared = _normalize(requirements or "")
-    guarded = _guarded_imports(tree)
+    guarded = _conditional_imports(tree)
     std = set(stdlib) | {"__future__"}
     findings: list[Finding] = []
     seen: set[str] = set()
@@ -170,7 +168,7 @@ def dependency_findings(source: str, requirements: str | None, stdlib: Iterable[
         if _normalize(package) in declared or _normalize(module) in declared:
             continue
         optional = stmt.lineno in guarded
-        findings.append(("WARN" if optional else "FAIL", str(stmt.lineno),
+        findings.append(("INFO" if optional else "FAIL", str(stmt.lineno),
                          f"imports {module}{' (optional)' if optional else ''}, not declared in requirements.txt"
                          + ("" if requirements is not None else " (no requirements.txt)")))
     return findings
