@@ -67,3 +67,19 @@ def test_margin_converted_through_the_runs_own_tokens_per_byte() -> None:
 def test_too_few_seeds_and_no_spread() -> None:
     result = compare([1.08], [1.09, 1.091], TRACK_10MIN_16MB, 0.001)
     assert not result.enough_seeds and result.p_value is None and not result.significant
+
+
+def test_stats_compare_cli_on_records_folders(shared_data) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from pgolf.cli.app import app
+
+    records = shared_data / "records" / "track_10min_16mb"
+    newer, older = records / "2026-04-09_A2_Muon097_3Seed", records / "2026-03-23_LeakyReLU_LegalTTT_ParallelMuon"
+    result = CliRunner().invoke(app, ["stats", "compare", str(newer), str(older), "--json"])
+    assert result.exit_code == 0, result.output
+    data = _json.loads(result.stdout)
+    assert data["test"] == "welch" and data["n_candidate"] == data["n_reference"] == 3
+    assert data["significant"] and data["improvement"] > 0.03
