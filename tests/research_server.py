@@ -172,12 +172,17 @@ def pointed_config(url: str, **research: object) -> dict:
     }
 
 
+def research_toml(research: dict) -> str:
+    """A `[research]` table and its source sub-tables as TOML text."""
+    lines = ["[research]"] + [f"{k} = {json.dumps(v)}" for k, v in research.items() if k != "sources"]
+    for name, table in research.get("sources", {}).items():
+        lines += [f"[research.sources.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_workspace(root: Path, research: dict):
     """A workspace folder whose pgolf.toml holds this `[research]` table (and defaults elsewhere)."""
     from pgolf.workspace import Workspace
 
-    lines = ["[research]"] + [f"{k} = {json.dumps(v)}" for k, v in research.items() if k != "sources"]
-    for name, table in research.get("sources", {}).items():
-        lines += [f"[research.sources.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
-    (root / "pgolf.toml").write_text("\n".join(lines) + "\n")
+    (root / "pgolf.toml").write_text(research_toml(research))
     return Workspace(root)

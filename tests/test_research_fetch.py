@@ -14,10 +14,18 @@ from pgolf.config import RelevanceFloor, ResearchConfig
 from pgolf.errors import ConfigError, LockedError
 from pgolf.research.fetch import FetchReport, parse_duration, passes_floor, run_fetch, select_sources
 from pgolf.research.items import ResearchItem
-from pgolf.research.scheduler import FAST_JOB, FULL_JOB, DaemonLock, build_scheduler, lock_path, run_pass
+from pgolf.research.scheduler import (
+    FAST_JOB,
+    FULL_JOB,
+    DaemonLock,
+    build_scheduler,
+    lock_path,
+    refresh_program,
+    run_pass,
+)
 from pgolf.research.store import ResearchStore
-from pgolf.workspace import Workspace
-from research_server import FakeApis, pointed_config, recorded_apis, write_workspace
+from pgolf.workspace import Workspace, init_workspace
+from research_server import FakeApis, pointed_config, recorded_apis, research_toml, write_workspace
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -190,6 +198,19 @@ def test_a_fast_pass_fetches_only_github_and_tavily(tmp_path: Path, apis: FakeAp
     assert {o.status for o in report.outcomes} == {"ok"}
     assert seen == [("fast", report)]
     assert ResearchStore(ws.research_db).get("github-pr:openai/parameter-golf#101") is not None
+
+
+def test_a_pass_with_news_refreshes_program_md(tmp_path: Path, apis: FakeApis, keys: None) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    text = ws.config_path.read_text()
+    ws.config_path.write_text(text[: text.index("[research]")] +
+                              research_toml(pointed_config(apis.url, since="36500d")))
+    assert refresh_program(ws, FetchReport([])) is None  # nothing new: program.md is left alone
+    before = ws.program_md.read_text()
+    line = refresh_program(ws, run_pass(ws, "fast"))
+    assert line is not None and line.startswith("program.md refreshed:")
+    after = ws.program_md.read_text()
+    assert after != before and "parameter-golf" in after
 
 
 def test_one_daemon_per_workspace(tmp_path: Path, apis: FakeApis) -> None:

@@ -142,14 +142,18 @@ def research_export(
 
 
 @research_app.command("daemon")
-def research_daemon() -> None:
+def research_daemon(
+    inject: Annotated[bool, typer.Option(
+        "--inject/--no-inject", help="After a pass that found something new, grade offline and refresh "
+        "program.md.")] = True,
+) -> None:
     """Refresh forever: a full pass now and every 6 hours, a fast pass (GitHub, Tavily) every hour.
 
     One daemon per workspace; the intervals are `[research] full_every_hours` / `fast_every_hours`.
     Stop it with Ctrl-C.
     """
     try:
-        from pgolf.research.scheduler import run_daemon
+        from pgolf.research.scheduler import refresh_program, run_daemon
     except ImportError as err:  # apscheduler missing from a partial install
         raise PgolfError(f"the research daemon needs APScheduler ({err.name} is missing): "
                          "pip install 'apscheduler>=3.10,<4'") from None
@@ -157,6 +161,13 @@ def research_daemon() -> None:
 
     def after(kind: str, report: FetchReport) -> None:
         console.print(f"{kind} pass: {report.summary()}", soft_wrap=True)
+        if inject:
+            try:
+                line = refresh_program(ws, report)
+            except PgolfError as err:  # a broken ledger or config must not stop the daemon
+                line = f"program.md not refreshed: {err}"
+            if line:
+                console.print(line, soft_wrap=True)
 
     console.print(f"research daemon for {ws.root}: full pass now, fast pass hourly (Ctrl-C stops)")
     run_daemon(ws, after_pass=after)

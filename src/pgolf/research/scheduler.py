@@ -69,6 +69,16 @@ def run_pass(ws: Workspace, kind: str, after_pass: AfterPass | None = None) -> F
     return report
 
 
+def refresh_program(ws: Workspace, report: FetchReport) -> str | None:
+    """After a pass that stored something new: grade offline and rewrite program.md; a one-line result."""
+    if not any(o.new or o.updated for o in report.outcomes):
+        return None
+    from pgolf.research.inject import inject_all  # grading and rendering are needed only here
+
+    injected = inject_all(ws)
+    return f"program.md refreshed: {injected.research_items} research items, {injected.graded} newly graded"
+
+
 def build_scheduler(ws: Workspace, *, after_pass: AfterPass | None = None, blocking: bool = True,
                     now: datetime | None = None) -> Any:
     """An APScheduler scheduler with the full pass (first run now) and the fast pass (first run in an hour)."""
