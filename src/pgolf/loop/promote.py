@@ -95,9 +95,14 @@ class PromotionResult:
     row: LedgerRow | None = None
     outcome: RunOutcome | None = None
 
+    @property
+    def run_id(self) -> str:
+        """The local run that was (or was to be) promoted."""
+        return self.plan.run_id
+
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping for JSON output."""
-        return {"status": self.status, "reason": self.reason, "cost_usd": self.cost_usd,
+        return {"run_id": self.run_id, "status": self.status, "reason": self.reason, "cost_usd": self.cost_usd,
                 "saved_usd": self.saved_usd, "row": self.row.as_dict() if self.row else None,
                 "plan": self.plan.as_dict()}
 
