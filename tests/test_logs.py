@@ -187,7 +187,7 @@ def test_crash_and_warnings() -> None:
 _FRAGMENTS = st.sampled_from([
     "step:", "/", "val_loss:", " val_bpb:", "final_x ", "train_time:", "ms", " step_avg:", "seed:", "1.5",
     "nan", "inf", "-", "1e309", "\n", "  ", "Total submission size: ", " bytes", "stopping_early: ", "=" * 30,
-    '"""', "import x\n", "Traceback (most recent call last):\n", "[rank0]:", "1712345678 ", "\x00", "é",
+    '"""', "import x\n", "a:b:c:d ", "stride:64 ", "Traceback (most recent call last):\n", "[rank0]:", "1712345678 ", "\x00", "é",
 ])
 
 
@@ -198,6 +198,13 @@ def test_garbage_never_raises(text: str) -> None:
     assert isinstance(result, RunResult)
     json.dumps(result.as_dict(), allow_nan=False)
     assert result.val_bpb is None or math.isfinite(result.val_bpb)
+
+
+@pytest.mark.timeout(30)  # a hang guard: nested regex quantifiers once made such lines take hours
+def test_pathological_lines_do_not_hang() -> None:
+    for line in ("x " + " ".join(["a:b:c:d:e"] * 3000), "word " * 100_000, "stopping_early: " + "train_time:" * 50_000,
+                 "Total submission" + "|" * 100_000, "a val_loss:1 " * 30_000, "1712345678 " * 30_000):
+        assert parse_log_text(line).complete is False
 
 
 def test_binary_file_does_not_raise(tmp_path: Path) -> None:

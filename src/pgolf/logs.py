@@ -32,14 +32,15 @@ _STEP_VAL = re.compile(
     rf"^(?:step:)?(?P<step>\d+)/(?P<total>\d+)\s+val_loss:\s*(?P<loss>{_NUM})\s+val_bpb:\s*(?P<bpb>{_NUM})"
 )
 _STEP_ANY = re.compile(r"^(?:step:)?(?P<step>\d+)/(?P<total>\d+)\s+(?:train_loss|val_loss)")
-_LABELLED_EVAL = re.compile(
-    rf"^(?P<label>[A-Za-z][\w.+\-]*(?:\s+[A-Za-z][\w.+\-]*)*?)(?:\s+\S+:\S+)*"
-    rf"\s+val_loss[:=]\s*(?P<loss>{_NUM})\b.*?val_bpb[:=]\s*(?P<bpb>{_NUM})"
-)
+# A labelled evaluation: words (the label, maybe with key:value tokens such as stride:64), then the scores.
+# Matched in steps, never with one nested pattern, so no line can make the matcher backtrack for long.
+_VAL_LOSS = re.compile(rf"\sval_loss[:=]\s*(?P<loss>{_NUM})")
+_VAL_BPB = re.compile(rf"val_bpb[:=]\s*(?P<bpb>{_NUM})")
+_LABEL_WORD = re.compile(r"[A-Za-z][\w.+\-]*")
 _TRAIN_TIME_MS = re.compile(r"\btrain_time:\s*(?P<ms>\d+(?:\.\d+)?)ms")
 _TRAIN_TIME_MIN = re.compile(r"\btrain_time:\s*(?P<min>\d+(?:\.\d+)?)m\b")
 _STEP_AVG = re.compile(rf"\bstep_avg:\s*(?P<ms>{_NUM})ms")
-_STOPPING = re.compile(r"^stopping_early:.*?train_time:\s*(?P<ms>\d+(?:\.\d+)?)ms(?:.*?step:\s*(?P<step>\d+))?")
+_STOP_STEP = re.compile(r"\bstep:\s*(?P<step>\d+)")
 _TOTAL_SIZE = re.compile(r"^(?:.*\|\s*)?Total submission(?: size)?[^:|]*:\s*(?P<n>\d+)\s*bytes")
 _MODEL_SIZE = re.compile(r"^Serialized model[^:]*:\s*(?P<n>\d+)\s*bytes")
 _CODE_SIZE = re.compile(r"^Code size[^:]*:\s*(?P<n>\d+)\s*bytes")
@@ -199,13 +200,19 @@ class _ParseState:
         return True
 
     def _eval_line(self, line: str) -> bool:
-        match = _LABELLED_EVAL.match(line)
-        if not match:
+        scores = _VAL_LOSS.search(line)
+        if scores is None:
             return False
-        loss, bpb = _finite(match["loss"]), _finite(match["bpb"])
+        words = [w for w in line[: scores.start()].split() if ":" not in w and "=" not in w]
+        if not words or not line[0].isalpha() or not all(_LABEL_WORD.fullmatch(w) for w in words):
+            return False
+        bpb_match = _VAL_BPB.search(line, scores.end())
+        if bpb_match is None:
+            return False
+        loss, bpb = _finite(scores["loss"]), _finite(bpb_match["bpb"])
         if loss is None or bpb is None:
             return True
-        label = " ".join(match["label"].split())
+        label = " ".join(words)
         if _PRE_QUANT.search(label):
             self.pre_quant = (loss, bpb)
         elif not _DIAGNOSTIC.match(label):
@@ -213,10 +220,11 @@ class _ParseState:
         return True
 
     def _size_line(self, line: str) -> bool:
-        if (stop := _STOPPING.match(line)) is not None:
-            self.last["stop_train_ms"] = float(stop["ms"])
-            if stop["step"]:
-                self.last["stop_step"] = int(stop["step"])
+        if line.startswith("stopping_early:"):
+            if (ms := _TRAIN_TIME_MS.search(line)) is not None:
+                self.last["stop_train_ms"] = float(ms["ms"])
+            if (step := _STOP_STEP.search(line, ms.end() if ms else 0)) is not None:
+                self.last["stop_step"] = int(step["step"])
             return True
         for key, pattern in (("artifact_bytes", _TOTAL_SIZE), ("model_bytes", _MODEL_SIZE),
                              ("code_bytes", _CODE_SIZE), ("peak_memory_mb", _PEAK_MEM)):
