@@ -182,9 +182,9 @@ class Lab:
         root = self.ws.root
         if not git.is_repo(root):
             raise WorkspaceError(f"{root} is not a git repository; run `pgolf init` there first")
-        if self._git("status", "--porcelain", "-uno"):
-            raise WorkspaceError("tracked files have uncommitted changes; commit them on "
-                                 f"{BEST_BRANCH} (or discard them) before `pgolf run`")
+        if self._git("status", "--porcelain", "--", SCRIPT):
+            raise WorkspaceError(f"{SCRIPT} has uncommitted changes; commit them (they become the "
+                                 "starting point) or discard them before `pgolf run`")
         if not self._git("rev-parse", "--verify", "-q", f"refs/heads/{BEST_BRANCH}", check=False):
             self._git("branch", BEST_BRANCH, "HEAD")
         if not self._git("rev-parse", "--verify", "-q", f"refs/heads/{EXPLORE_BRANCH}", check=False):
@@ -198,7 +198,9 @@ class Lab:
             self._reset_to_best()  # explore is only behind (best was moved by hand): catch up
 
     def _reset_to_best(self) -> None:
-        self._git("reset", "-q", "--hard", BEST_BRANCH)
+        """Point pgolf/explore at the best and restore its script; other files are left as they are."""
+        self._git("reset", "-q", "--mixed", BEST_BRANCH)
+        self._git("checkout", "-q", "--", SCRIPT)
 
     def _move_git(self, state: InFlight, status: str) -> None:
         """After the row is written: keep advances pgolf/best; anything else is tagged and reset."""
@@ -207,7 +209,7 @@ class Lab:
             return
         if status == "keep":
             self._git("branch", "-f", BEST_BRANCH, state.commit)
-            self._git("reset", "-q", "--hard", state.commit)
+            self._reset_to_best()  # a no-op unless recovery runs after the move
             return
         tag = TAG_PREFIX + state.run_id
         if not self._git("rev-parse", "--verify", "-q", f"refs/tags/{tag}", check=False):
@@ -483,6 +485,8 @@ class Lab:
             self.inflight_path.unlink(missing_ok=True)
             return f"ignored a damaged {INFLIGHT_NAME} ({err})"
         _stop_leftover_child(state, self.ws.run_dir(state.run_id))
+        if self._git("rev-parse", "--abbrev-ref", "HEAD") != EXPLORE_BRANCH:
+            self._git("checkout", "-q", EXPLORE_BRANCH)  # the resets below must move explore, never another branch
         recorded = {r.run_id: r for r in self.rows()}
         if state.run_id in recorded:
             # The row was written; only the git move (or less) was left to do.

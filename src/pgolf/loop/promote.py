@@ -137,21 +137,26 @@ def remote_data(ws: Workspace, config: PgolfConfig, tier: SshTier | RunpodTier |
                 ) -> tuple[dict[str, str], tuple[tuple[Path, str], ...]]:
     """DATA_PATH/TOKENIZER_PATH on the remote host, and the uploads when the tier syncs data.
 
-    With a `data_dir`, the challenge's layout below it is assumed (`datasets/<name>`,
-    `tokenizers/<file>`); without one, the paths of [data] are used as written.
+    With a `data_dir` (an absolute path on the host), the challenge's layout below it is assumed
+    (`datasets/<name>`, `tokenizers/<file>`). Without one, synced data goes to `<remote_dir>/data`
+    (found from the run folder as `../data`), and unsynced paths of [data] are used as written.
     """
     dataset, tokenizer = config.data.dataset_dir, config.data.tokenizer_path
     data_dir = getattr(tier, "data_dir", None)
+    sync = bool(getattr(tier, "sync_data", False))
+    layout = (f"datasets/{Path(dataset).name}", f"tokenizers/{Path(tokenizer).name}")
     if data_dir:
-        remote_dataset = f"{data_dir.rstrip('/')}/datasets/{Path(dataset).name}"
-        remote_tokenizer = f"{data_dir.rstrip('/')}/tokenizers/{Path(tokenizer).name}"
+        targets = [f"{data_dir.rstrip('/')}/{part}" for part in layout]
+        seen = targets
+    elif sync and tier is not None:
+        targets = [f"{tier.remote_dir.rstrip('/')}/data/{part}" for part in layout]
+        seen = [f"../data/{part}" for part in layout]  # the script runs in <remote_dir>/<run_id>
     else:
-        remote_dataset, remote_tokenizer = dataset, tokenizer
-    env = {"DATA_PATH": remote_dataset, "TOKENIZER_PATH": remote_tokenizer,
-           "VOCAB_SIZE": str(config.data.vocab_size)}
+        targets = seen = [dataset, tokenizer]
+    env = {"DATA_PATH": seen[0], "TOKENIZER_PATH": seen[1], "VOCAB_SIZE": str(config.data.vocab_size)}
     uploads: tuple[tuple[Path, str], ...] = ()
-    if getattr(tier, "sync_data", False):
-        uploads = ((ws.resolve(dataset), remote_dataset), (ws.resolve(tokenizer), remote_tokenizer))
+    if sync:
+        uploads = ((ws.resolve(dataset), targets[0]), (ws.resolve(tokenizer), targets[1]))
     return env, uploads
 
 

@@ -30,19 +30,20 @@ _POLL_SECONDS = 0.2
 
 
 def _protected_files(ws: Workspace) -> list[Path]:
-    """pgolf's records, which only pgolf writes: restored if the agent changes them."""
-    return [ws.results_tsv, ws.budget_json]
+    """Every file the agent must not change: pgolf's records and the tracked files besides the script."""
+    tracked = [ws.root / name for name in git.git(ws.root, "ls-files", "-z").split("\0") if name and name != SCRIPT]
+    return [ws.results_tsv, ws.budget_json, *tracked]
 
 
 def _snapshot(paths: list[Path]) -> dict[Path, bytes | None]:
-    return {p: p.read_bytes() if p.exists() else None for p in paths}
+    return {p: p.read_bytes() if p.is_file() else None for p in paths}
 
 
 def _restore(snapshot: dict[Path, bytes | None]) -> list[str]:
     """Put back every protected file that changed; return the names of those that did."""
     touched = []
     for path, data in snapshot.items():
-        now = path.read_bytes() if path.exists() else None
+        now = path.read_bytes() if path.is_file() else None
         if now != data:
             touched.append(path.name)
             if data is None:
@@ -80,17 +81,12 @@ class AgentProposer:
                 time.sleep(_POLL_SECONDS)
         return "" if proc.returncode == 0 else f"exited with code {proc.returncode}"
 
-    def _undo_stray_changes(self, base: str) -> list[str]:
-        """Keep only train_gpt.py's change: undo the agent's commits and changes to other tracked files."""
-        root = self.ws.root
-        if git.head_commit(root) != base:
-            git.git(root, "reset", "-q", "--soft", base)
-        changed = [line[3:] for line in git.git(root, "status", "--porcelain", "-uno").splitlines()]
-        others = [path for path in changed if path != SCRIPT]
-        if others:
-            git.git(root, "reset", "-q", "--", *others)
-            git.git(root, "checkout", "-q", "--", *others)
-        return others
+    def _undo_commits(self, base: str) -> bool:
+        """If the agent committed, move the branch back to `base`, keeping its changes in the work tree."""
+        if git.head_commit(self.ws.root) == base:
+            return False
+        git.git(self.ws.root, "reset", "-q", "--mixed", base)
+        return True
 
     def propose(self, ctx: ProposalContext) -> Proposal:
         """Write the handoff, run the agent once, and report what it changed in train_gpt.py."""
@@ -105,13 +101,13 @@ class AgentProposer:
                "PGOLF_WORKSPACE": str(self.ws.root)}
         protected = _snapshot(_protected_files(self.ws))
         problem = self._run_agent(ctx, env)
+        committed = self._undo_commits(ctx.best_commit)
         restored = _restore(protected)
-        undone = self._undo_stray_changes(ctx.best_commit)
         notes = []
+        if committed:
+            notes.append("pgolf undid the agent's own commits")
         if restored:
-            notes.append(f"pgolf restored {', '.join(restored)} (the agent changed them)")
-        if undone:
-            notes.append(f"pgolf undid changes outside {SCRIPT}: {', '.join(undone)}")
+            notes.append(f"pgolf restored {', '.join(restored)} (only {SCRIPT} may change)")
         changed = bool(git.git(self.ws.root, "status", "--porcelain", "--", SCRIPT))
         description = description_file.read_text(encoding="utf-8").strip().splitlines()[:1] \
             if description_file.exists() else []

@@ -13,7 +13,7 @@ from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.llm import LLMClient
-from pgolf.loop.history import experiments_section
+from pgolf.research.inject import render_experiments
 from pgolf.loop.proposers.base import Proposal, ProposalContext
 from pgolf.workspace import Workspace
 
@@ -68,7 +68,7 @@ def build_prompt(ctx: ProposalContext) -> str:
     script = ctx.ws.train_script.read_text(encoding="utf-8")
     return "\n\n".join([
         "# program.md\n" + program[:_PROGRAM_CHARS],
-        "# Experiment history\n" + experiments_section(ctx.rows),
+        "# Experiment history\n" + render_experiments(ctx.rows),
         f"# {SCRIPT} (current best, commit {ctx.best_commit[:8]})\n```python\n{script}```",
     ])
 

@@ -1,0 +1,160 @@
+"""The agent proposer with a real external command, the llm proposer against a server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_server import Scripted, openai_reply, serve
+from loop_fixtures import make_workspace
+from pgolf import git
+from pgolf.llm import LLMError
+from pgolf.loop.lifecycle import BEST_BRANCH, TAG_PREFIX
+from pgolf.loop.proposers.llm import extract_diff
+from pgolf.loop.supervisor import run_loop
+from pgolf.workspace import Workspace
+
+# An external "coding agent": reads the handoff, edits train_gpt.py, describes its change. With
+# MISBEHAVE set it also commits, scribbles on the ledger and edits pgolf.toml, which pgolf must undo.
+AGENT = '''\
+import os, pathlib, subprocess, sys
+handoff = pathlib.Path(os.environ["PGOLF_HANDOFF"]).read_text()
+assert "pgolf handoff" in handoff and "noise floor" in handoff, handoff
+mode = sys.argv[1]
+script = pathlib.Path("train_gpt.py")
+if mode == "none":
+    sys.exit(0)
+if mode == "sleep":
+    import time; time.sleep(60)
+text = script.read_text().replace('"MATRIX_LR", 0.04', '"MATRIX_LR", 0.02')
+script.write_text(text)
+pathlib.Path(os.environ["PGOLF_DESCRIPTION_FILE"]).write_text("halve the matrix learning rate\\n")
+if mode == "misbehave":
+    with open("results.tsv", "a") as fh:
+        fh.write("fake\\trow\\n")
+    pathlib.Path("pgolf.toml").write_text(pathlib.Path("pgolf.toml").read_text() + "\\n# agent was here\\n")
+    subprocess.run(["git", "commit", "-qam", "agent commit"], check=True)
+'''
+
+
+def _with_proposer(ws: Workspace, lines: str) -> None:
+    """Append proposer settings to pgolf.toml (left uncommitted, as a user would)."""
+    text = ws.config_path.read_text().replace('kind = "search"', lines)
+    ws.config_path.write_text(text)
+
+
+def _agent_workspace(tmp_path: Path, mode: str, timeout: float = 60) -> Workspace:
+    ws = make_workspace(tmp_path / "ws")
+    agent = tmp_path / "agent.py"
+    agent.write_text(AGENT)
+    _with_proposer(ws, f'kind = "agent"\nagent_command = "{sys.executable} {agent} {mode}"\n'
+                       f"agent_timeout_seconds = {timeout}")
+    return ws
+
+
+def test_agent_edits_the_script_and_pgolf_runs_it(tmp_path: Path):
+    ws = _agent_workspace(tmp_path, "edit")
+    run_loop(ws, experiments=1)
+    row = ws.ledger().rows()[-1]
+    assert row.description == "agent: halve the matrix learning rate"
+    assert row.status == "keep"  # the fake's optimum is at 0.02
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) == row.commit
+    assert '"MATRIX_LR", 0.02' in git.git(ws.root, "show", f"{row.commit}:train_gpt.py")
+    folder = ws.run_dir(row.run_id)
+    assert (folder / "handoff.md").is_file() and (folder / "agent.log").is_file()
+    assert "-    matrix_lr" in (folder / "diff.patch").read_text()
+
+
+def test_agent_that_touches_more_than_the_script_is_contained(tmp_path: Path):
+    ws = _agent_workspace(tmp_path, "misbehave")
+    toml_before = ws.config_path.read_text()
+    run_loop(ws, experiments=1)
+    rows = ws.ledger().rows()
+    assert len(ws.ledger().load().damaged) == 0  # its ledger line was removed
+    row = rows[-1]
+    assert "pgolf undid the agent's own commits" in row.description
+    assert "restored" in row.description and "results.tsv" in row.description
+    assert ws.config_path.read_text() == toml_before
+    assert git.git(ws.root, "show", "--stat", "--format=", row.commit).startswith("train_gpt.py")
+    assert "agent commit" not in git.git(ws.root, "log", "--format=%s", BEST_BRANCH)
+
+
+def test_agent_without_change_is_skipped_and_a_hung_agent_is_stopped(tmp_path: Path):
+    ws = _agent_workspace(tmp_path, "none")
+    run_loop(ws, experiments=1)
+    row = ws.ledger().rows()[-1]
+    assert row.status == "skipped" and "no change" in row.description
+    hung = _agent_workspace(tmp_path / "second", "sleep", timeout=2)
+    run_loop(hung, experiments=1)
+    row = hung.ledger().rows()[-1]
+    assert row.status == "skipped" and "timed out after 2 s" in row.description
+    assert git.git(hung.root, "status", "--porcelain", "--", "train_gpt.py") == ""
+
+
+def _use_llm(ws: Workspace, url: str) -> None:
+    """The llm proposer against the test's server (a loopback endpoint needs no key)."""
+    text = ws.config_path.read_text().replace('kind = "search"', 'kind = "llm"')
+    ws.config_path.write_text(text.replace('base_url = "https://api.openai.com/v1"', f'base_url = "{url}"'))
+
+
+VALID = '''DESCRIPTION: lower the matrix learning rate toward the optimum
+```diff
+--- a/train_gpt.py
++++ b/train_gpt.py
+@@ -3,3 +3,3 @@
+ class Hyperparameters:
+     iterations = int(os.environ.get("ITERATIONS", 20))
+-    matrix_lr = float(os.environ.get("MATRIX_LR", 0.04))
++    matrix_lr = float(os.environ.get("MATRIX_LR", 0.021))
+     num_layers = int(os.environ.get("NUM_LAYERS", 4))
+```
+'''
+INVALID = VALID.replace('"ITERATIONS", 20', '"ITERATIONS", 999')  # context that is not in the script
+OTHER_FILE = VALID.replace("train_gpt.py", "pgolf.toml")
+
+
+def test_llm_proposer_valid_invalid_and_malformed_replies(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    replies = [openai_reply(VALID), openai_reply(INVALID), openai_reply("I would try a bigger model."),
+               Scripted(body={"choices": "nonsense"}), openai_reply(OTHER_FILE)]
+    with serve(replies) as server:
+        _use_llm(ws, server.url)
+        with pytest.raises(LLMError, match="malformed"):
+            run_loop(ws, experiments=5)
+    rows = ws.ledger().rows()
+    statuses = [r.status for r in rows[2:]]
+    assert statuses == ["keep", "rejected", "rejected"]
+    kept, bad, no_diff = rows[2:]
+    assert kept.description.startswith("llm: lower the matrix learning rate")
+    assert '"MATRIX_LR", 0.021' in git.git(ws.root, "show", f"{kept.commit}:train_gpt.py")
+    assert "does not apply" in bad.description and bad.commit == kept.commit and bad.val_bpb is None
+    assert "no unified diff" in no_diff.description
+    assert not (ws.run_dir(bad.run_id) / "train.log").exists()  # a rejected diff is never run
+    assert git.git(ws.root, "tag", "-l", f"{TAG_PREFIX}*") == ""
+    assert (ws.run_dir(no_diff.run_id) / "llm_reply.txt").read_text() == "I would try a bigger model."
+    prompt = server.requests[0].body["messages"][1]["content"]
+    assert "train_gpt.py" in prompt and "Experiment history" in prompt and "r0002" in prompt
+    # The malformed reply stopped the loop with one line and left the workspace clean.
+    assert git.git(ws.root, "status", "--porcelain", "--", "train_gpt.py") == ""
+    assert ws.budget().status().llm_spent_usd > 0
+
+
+def test_llm_diff_touching_another_file_is_rejected_and_the_cap_stops_the_loop(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    with serve([openai_reply(OTHER_FILE, 10**6, 10**6)]) as server:
+        _use_llm(ws, server.url)
+        ws.config_path.write_text(ws.config_path.read_text().replace("llm_cap_usd = 5.0", "llm_cap_usd = 0.5"))
+        summary = run_loop(ws, experiments=5)
+    rows = ws.ledger().rows()
+    assert [r.status for r in rows[2:]] == ["rejected"]
+    assert "only train_gpt.py may change" in rows[-1].description
+    assert summary.stop_reason.startswith("LLM spend limit reached")
+
+
+def test_extract_diff_from_fenced_and_bare_replies():
+    assert extract_diff(VALID).startswith("--- a/train_gpt.py")
+    bare = "Here:\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b"
+    assert extract_diff(bare) == "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n"
+    assert extract_diff("no diff here") is None

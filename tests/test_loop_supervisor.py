@@ -1,0 +1,122 @@
+"""`pgolf run` as a real process: kill -9 mid-run and recovery, Ctrl-C, the lock against a second loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from loop_fixtures import make_workspace
+
+from pgolf import git
+from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, INFLIGHT_NAME, TAG_PREFIX
+from pgolf.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def _pgolf(ws: Workspace, *args: str, **kw) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    return subprocess.Popen([sys.executable, "-m", "pgolf", "-w", str(ws.root), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _wait_for_child(ws: Workspace, timeout: float = 60) -> dict:
+    """The in-flight state once the training process of an experiment has started."""
+    path = ws.state_dir / INFLIGHT_NAME
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("kind") == "experiment" and state.get("child_pid"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError("no experiment started")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is not running either.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _held_workspace(tmp_path: Path) -> tuple[Workspace, Path]:
+    """A workspace whose noise floor is measured; training holds while the returned file exists."""
+    hold = tmp_path / "hold"
+    ws = make_workspace(tmp_path / "ws", local_env=f'FAKE_HOLD_FILE = "{hold}"')
+    proc = _pgolf(ws, "run", "-n", "1")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    hold.touch()
+    return ws, hold
+
+
+def test_kill_9_mid_run_then_run_again(tmp_path: Path):
+    ws, hold = _held_workspace(tmp_path)
+    before = ws.results_tsv.read_text()
+    proc = _pgolf(ws, "run", "-n", "3")
+    state = _wait_for_child(ws)
+    # A second loop is refused while this one runs.
+    second = _pgolf(ws, "run", "-n", "1")
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode != 0 and "another `pgolf run`" in out and "Traceback" not in out
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10  # the training process dies with its parent (PDEATHSIG on Linux)
+    while _alive(state["child_pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(state["child_pid"])
+    assert ws.results_tsv.read_text() == before  # the ledger is intact: nothing half-written
+    hold.unlink()
+    again = _pgolf(ws, "run", "-n", "1")
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out
+    assert f"recorded the interrupted run {state['run_id']} as crash" in out
+    rows = ws.ledger().rows()
+    assert ws.results_tsv.read_text().startswith(before)
+    crashed = next(r for r in rows if r.run_id == state["run_id"])
+    assert crashed.status == "crash" and crashed.commit == state["commit"]
+    assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{state['run_id']}^{{commit}}") == state["commit"]
+    assert rows[-1].run_id > state["run_id"] and rows[-1].status in ("keep", "discard")  # the loop went on
+    assert not (ws.state_dir / INFLIGHT_NAME).exists()
+    assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
+
+
+def test_ctrl_c_finishes_the_run_then_twice_aborts(tmp_path: Path):
+    ws, hold = _held_workspace(tmp_path)
+    proc = _pgolf(ws, "run", "-n", "5")
+    first = _wait_for_child(ws)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    hold.unlink()  # the run in flight finishes normally...
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped by the user" in out
+    rows = ws.ledger().rows()
+    assert rows[-1].run_id == first["run_id"] and rows[-1].status in ("keep", "discard")  # ...and no more
+
+    hold.touch()
+    proc = _pgolf(ws, "run", "-n", "5")
+    second = _wait_for_child(ws)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    row = ws.ledger().rows()[-1]
+    assert row.run_id == second["run_id"] and row.status == "aborted"
+    assert not _alive(second["child_pid"])
+    assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{row.run_id}^{{commit}}") == second["commit"]
