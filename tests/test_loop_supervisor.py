@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from loop_fixtures import make_workspace
 
+from loop_fixtures import make_workspace
 from pgolf import git
 from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, INFLIGHT_NAME, TAG_PREFIX
 from pgolf.workspace import Workspace

@@ -13,8 +13,8 @@ from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.llm import LLMClient
-from pgolf.research.inject import render_experiments
 from pgolf.loop.proposers.base import Proposal, ProposalContext
+from pgolf.research.inject import render_experiments
 from pgolf.workspace import Workspace
 
 REPLY_NAME = "llm_reply.txt"
