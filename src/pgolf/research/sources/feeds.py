@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 
 from pgolf.config import FeedsSource
@@ -59,20 +60,24 @@ def parse_feed(text: str, feed_url: str, ctx: SourceContext) -> list[ResearchIte
     return [p for p in posts if p is not None]
 
 
+async def _read_feed(ctx: SourceContext, url: str) -> list[ResearchItem] | str:
+    """A feed's posts, or the error that kept it from being read."""
+    try:
+        return parse_feed(await ctx.http.get_text(url), url, ctx)
+    except SourceError as err:
+        return str(err)
+
+
 async def fetch_feeds(ctx: SourceContext, cfg: FeedsSource) -> list[ResearchItem]:
-    """Every configured feed's posts published within the window."""
-    found: dict[str, ResearchItem] = {}
-    errors = []
-    for url in cfg.urls:
-        try:
-            posts = parse_feed(await ctx.http.get_text(url), url, ctx)
-        except SourceError as err:
-            errors.append(str(err))
-            continue
-        for post in posts:
-            if within(parse_time(post.published), ctx):
-                found.setdefault(post.id, post)
+    """Every configured feed (read concurrently) and its posts published within the window."""
+    results = await asyncio.gather(*(_read_feed(ctx, url) for url in cfg.urls))
+    errors = [r for r in results if isinstance(r, str)]
     if errors and len(errors) == len(cfg.urls):
         raise SourceError(f"every feed failed; first: {errors[0]}")
     ctx.warnings.extend(f"feed skipped: {e}" for e in errors)
+    found: dict[str, ResearchItem] = {}
+    for posts in results:
+        for post in posts if isinstance(posts, list) else []:
+            if within(parse_time(post.published), ctx):
+                found.setdefault(post.id, post)
     return list(found.values())[: cfg.max_items]
