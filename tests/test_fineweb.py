@@ -147,6 +147,10 @@ def test_resume_fetches_only_what_is_missing(hub: FakeHub, tmp_path: Path) -> No
                                      "datasets/datasets/fineweb10B_sp1024/fineweb_train_000000.bin",
                                      "datasets/datasets/fineweb10B_sp1024/fineweb_train_000002.bin"}
     assert verify_dataset(ds.dataset_dir).ok
+    # With the Hub unreachable, a complete local copy is still reported ready.
+    hub.failing.add("datasets/manifest.json")
+    ds = download_fineweb(out, "sp1024", 3, endpoint=hub.endpoint)
+    assert (ds.downloaded, ds.already_present) == (0, 6)
 
 
 def test_bad_requests(hub: FakeHub, tmp_path: Path) -> None:
@@ -155,7 +159,7 @@ def test_bad_requests(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no usable entry for fineweb10B_sp4096"):
         download_fineweb(tmp_path, "sp4096", 1, endpoint=hub.endpoint)
     with pytest.raises(DataError, match="cannot fetch datasets/manifest.json"):
-        download_fineweb(tmp_path, "sp1024", 1, endpoint=hub.endpoint, repo_id="someone/else")
+        download_fineweb(tmp_path / "fresh", "sp1024", 1, endpoint=hub.endpoint, repo_id="someone/else")
 
 
 def test_variant_names_and_plan(shared_data: Path, tmp_path: Path) -> None:

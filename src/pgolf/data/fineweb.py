@@ -95,7 +95,11 @@ def download_fineweb(
     name = dataset_name(variant)
     fetch = _Fetcher(out, repo_id, revision, endpoint)
     manifest_file = RemoteFile(f"{REMOTE_ROOT}/manifest.json", out / "manifest.json", "manifest")
-    fetch(manifest_file, force=True)  # small, and the only source of the shard counts
+    try:
+        fetch(manifest_file, force=True)  # small, and the only source of the shard counts
+    except DataError:
+        if not manifest_file.local.is_file():
+            raise  # else the copy from an earlier run plans the same files
     try:
         manifest = json.loads(manifest_file.local.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
