@@ -187,7 +187,7 @@ def test_crash_and_warnings() -> None:
 _FRAGMENTS = st.sampled_from([
     "step:", "/", "val_loss:", " val_bpb:", "final_x ", "train_time:", "ms", " step_avg:", "seed:", "1.5",
     "nan", "inf", "-", "1e309", "\n", "  ", "Total submission size: ", " bytes", "stopping_early: ", "=" * 30,
-    '"""', "import x\n", "a:b:c:d ", "stride:64 ", "Traceback (most recent call last):\n", "[rank0]:", "1712345678 ", "\x00", "é",
+    "9" * 5000, "1" * 400, '"""', "import x\n", "a:b:c:d ", "stride:64 ", "Traceback (most recent call last):\n", "[rank0]:", "1712345678 ", "\x00", "é",
 ])
 
 
@@ -205,6 +205,9 @@ def test_pathological_lines_do_not_hang() -> None:
     for line in ("x " + " ".join(["a:b:c:d:e"] * 3000), "word " * 100_000, "stopping_early: " + "train_time:" * 50_000,
                  "Total submission" + "|" * 100_000, "a val_loss:1 " * 30_000, "1712345678 " * 30_000):
         assert parse_log_text(line).complete is False
+    # Numbers too long for int() or float() are not numbers.
+    huge = parse_log_text("step:" + "9" * 5000 + "/2 train_loss:1 train_time:" + "9" * 400 + "ms\nseed:" + "1" * 5000)
+    assert (huge.steps, huge.train_seconds, huge.seed) == (None, None, None)
 
 
 def test_binary_file_does_not_raise(tmp_path: Path) -> None:

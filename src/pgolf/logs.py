@@ -29,9 +29,9 @@ _PREFIX = re.compile(
     r"|\[rank\d+\]:\s*)+"
 )
 _STEP_VAL = re.compile(
-    rf"^(?:step:)?(?P<step>\d+)/(?P<total>\d+)\s+val_loss:\s*(?P<loss>{_NUM})\s+val_bpb:\s*(?P<bpb>{_NUM})"
+    rf"^(?:step:)?(?P<step>\d{{1,15}})/(?P<total>\d{{1,15}})\s+val_loss:\s*(?P<loss>{_NUM})\s+val_bpb:\s*(?P<bpb>{_NUM})"
 )
-_STEP_ANY = re.compile(r"^(?:step:)?(?P<step>\d+)/(?P<total>\d+)\s+(?:train_loss|val_loss)")
+_STEP_ANY = re.compile(r"^(?:step:)?(?P<step>\d{1,15})/(?P<total>\d{1,15})\s+(?:train_loss|val_loss)")
 # A labelled evaluation: words (the label, maybe with key:value tokens such as stride:64), then the scores.
 # Matched in steps, never with one nested pattern, so no line can make the matcher backtrack for long.
 _VAL_LOSS = re.compile(rf"\sval_loss[:=]\s*(?P<loss>{_NUM})")
@@ -40,13 +40,13 @@ _LABEL_WORD = re.compile(r"[A-Za-z][\w.+\-]*")
 _TRAIN_TIME_MS = re.compile(r"\btrain_time:\s*(?P<ms>\d+(?:\.\d+)?)ms")
 _TRAIN_TIME_MIN = re.compile(r"\btrain_time:\s*(?P<min>\d+(?:\.\d+)?)m\b")
 _STEP_AVG = re.compile(rf"\bstep_avg:\s*(?P<ms>{_NUM})ms")
-_STOP_STEP = re.compile(r"\bstep:\s*(?P<step>\d+)")
-_TOTAL_SIZE = re.compile(r"^(?:.*\|\s*)?Total submission(?: size)?[^:|]*:\s*(?P<n>\d+)\s*bytes")
-_MODEL_SIZE = re.compile(r"^Serialized model[^:]*:\s*(?P<n>\d+)\s*bytes")
-_CODE_SIZE = re.compile(r"^Code size[^:]*:\s*(?P<n>\d+)\s*bytes")
-_PEAK_MEM = re.compile(r"^peak memory(?: allocated)?:\s*(?P<n>\d+)\s*MiB")
-_KEY_INT = re.compile(r"(?:^|\s)(?P<key>seed|world_size|val_tokens)[:=]\s*(?P<n>\d+)\b")
-_VAL_LOADER = re.compile(r"^val_loader:.*\btokens:(?P<n>\d+)")
+_STOP_STEP = re.compile(r"\bstep:\s*(?P<step>\d{1,15})")
+_TOTAL_SIZE = re.compile(r"^(?:.*\|\s*)?Total submission(?: size)?[^:|]*:\s*(?P<n>\d{1,15})\s*bytes")
+_MODEL_SIZE = re.compile(r"^Serialized model[^:]*:\s*(?P<n>\d{1,15})\s*bytes")
+_CODE_SIZE = re.compile(r"^Code size[^:]*:\s*(?P<n>\d{1,15})\s*bytes")
+_PEAK_MEM = re.compile(r"^peak memory(?: allocated)?:\s*(?P<n>\d{1,15})\s*MiB")
+_KEY_INT = re.compile(r"(?:^|\s)(?P<key>seed|world_size|val_tokens)[:=]\s*(?P<n>\d{1,15})\b")
+_VAL_LOADER = re.compile(r"^val_loader:.*\btokens:(?P<n>\d{1,15})")
 _PRE_QUANT = re.compile(r"pre[-_]?quant|post[-_]ema", re.IGNORECASE)
 _DIAGNOSTIC = re.compile(r"^diagnostic\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
@@ -178,7 +178,9 @@ class _ParseState:
         if line[0].isspace():  # source dumps and hyperparameter blocks are indented
             self._key_values(line)
             return
-        self._step_line(line) or self._eval_line(line) or self._size_line(line) or self._key_values(line)
+        for handler in (self._step_line, self._eval_line, self._size_line, self._key_values):
+            if handler(line):
+                return
 
     def _step_line(self, line: str) -> bool:
         match = _STEP_ANY.match(line)
@@ -186,15 +188,14 @@ class _ParseState:
             return False
         step = int(match["step"])
         self.last["steps"] = step
-        self.last["total_steps"] = int(match["total"])
         val = _STEP_VAL.match(line)
         if val and (bpb := _finite(val["bpb"])) is not None and (loss := _finite(val["loss"])) is not None:
             self.curve.append((step, bpb))
             self.last_step_val = (loss, bpb)
-        if (ms := _TRAIN_TIME_MS.search(line)) is not None:
-            self.last["train_ms"] = float(ms["ms"])
-        elif (minutes := _TRAIN_TIME_MIN.search(line)) is not None:
-            self.last["train_ms"] = float(minutes["min"]) * 60_000
+        if (ms := _TRAIN_TIME_MS.search(line)) is not None and (value := _finite(ms["ms"])) is not None:
+            self.last["train_ms"] = value
+        elif (minutes := _TRAIN_TIME_MIN.search(line)) is not None and (value := _finite(minutes["min"])):
+            self.last["train_ms"] = value * 60_000
         if (avg := _STEP_AVG.search(line)) is not None and (value := _finite(avg["ms"])) is not None:
             self.last["step_avg_ms"] = value
         return True
@@ -221,8 +222,8 @@ class _ParseState:
 
     def _size_line(self, line: str) -> bool:
         if line.startswith("stopping_early:"):
-            if (ms := _TRAIN_TIME_MS.search(line)) is not None:
-                self.last["stop_train_ms"] = float(ms["ms"])
+            if (ms := _TRAIN_TIME_MS.search(line)) is not None and (value := _finite(ms["ms"])) is not None:
+                self.last["stop_train_ms"] = value
             if (step := _STOP_STEP.search(line, ms.end() if ms else 0)) is not None:
                 self.last["stop_step"] = int(step["step"])
             return True
@@ -310,7 +311,7 @@ def _from_result_json(data: dict[str, Any], path: str) -> RunResult:
             converted = kind(value)
             if isinstance(converted, float) and not math.isfinite(converted):
                 raise ValueError("not finite")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             result.warnings.append(f"result.json: {key}={value!r} is not a {kind.__name__}")
             continue
         setattr(result, key, converted)
