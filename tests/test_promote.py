@@ -196,8 +196,7 @@ def test_early_abort_over_ssh_is_recorded_as_aborted_with_the_money_saved(
         sshd: LocalSshd, demo_dataset, tmp_path: Path):
     ws = make_workspace(
         tmp_path, script=None, budget={"total_usd": 10.0, "min_seconds_between_paid_runs": 0},
-        ssh=ssh_settings(sshd, tmp_path, gpus=1, price_per_gpu_hour=2.5, sync_data=True,
-                         data_dir=str(tmp_path / "remote-data"), timeout_seconds=240,
+        ssh=ssh_settings(sshd, tmp_path, gpus=1, price_per_gpu_hour=2.5, sync_data=True, timeout_seconds=240,
                          command=f"{TORCHRUN} --standalone --nproc_per_node={{gpus}} train_gpt.py",
                          env={**TINY_ENV, "ITERATIONS": "6"}))
     text = ws.config_path.read_text()
@@ -216,6 +215,8 @@ def test_early_abort_over_ssh_is_recorded_as_aborted_with_the_money_saved(
     assert plan.early_abort is not None
     assert (plan.early_abort.step, plan.early_abort.reference_run) == (2, "S0")
     assert plan.env["EARLY_ABORT_BPB"] == "0.320000"
+    # Synced data without a data_dir lands in <remote_dir>/data, seen from the run folder as ../data.
+    assert plan.env["DATA_PATH"] == f"../data/datasets/{demo_dataset.dataset_dir.name}"
     result = promote_run(ws, ws.config(), "L1")
 
     assert result.status == "aborted", result.reason
@@ -228,6 +229,7 @@ def test_early_abort_over_ssh_is_recorded_as_aborted_with_the_money_saved(
     assert entry.state == "settled" and entry.actual_usd == pytest.approx(result.cost_usd)
     assert json.loads((ws.run_dir(row.run_id) / "env.json").read_text())["EARLY_ABORT_STEP"] == "2"
     assert _promoted(ws, "L1") == "yes"
+    assert (tmp_path / "remote" / "data" / "tokenizers" / demo_dataset.tokenizer_path.name).is_file()
 
 
 def test_the_checkpoint_is_the_first_point_past_the_fraction():

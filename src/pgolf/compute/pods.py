@@ -296,7 +296,11 @@ class PodLifecycle:
         record = self.load_record(pod_id)
         if record is not None and record.terminated_at is not None:
             return record.cost_usd or 0.0
-        self.client.delete_pod(pod_id)
+        try:
+            self.client.delete_pod(pod_id)
+        except PgolfError as err:
+            raise PgolfError(f"could not terminate pod {pod_id} ({err}); it may still be running: "
+                             "run `pgolf compute pods sweep` once this process has ended") from None
         token = self._tokens.pop(pod_id, None)
         if token is not None:
             unregister_cleanup(token)

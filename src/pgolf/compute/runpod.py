@@ -151,6 +151,14 @@ def client_from_config(ws: Workspace, tier: RunpodTier) -> RunpodClient:
     return RunpodClient(key, tier.api_url)
 
 
+def _answers(probe: list[str]) -> bool:
+    """True when the ssh probe logs in and exits 0 within a minute."""
+    try:
+        return subprocess.run(probe, capture_output=True, stdin=subprocess.DEVNULL, timeout=60).returncode == 0
+    except (subprocess.SubprocessError, OSError):
+        return False
+
+
 def _public_key(identity_file: Path | None) -> str:
     if identity_file is None:
         return ""
@@ -200,11 +208,9 @@ class RunpodBackend:
             current = self.lifecycle.client.get_pod(pod.id)
             if current is None:
                 raise RunpodError(f"pod {pod.id} disappeared while starting")
-            if current.desired_status == "RUNNING" and current.public_ip and current.ssh_port:
-                probe = ssh_for(current).target.ssh("true")
-                if subprocess.run(probe, capture_output=True, stdin=subprocess.DEVNULL,
-                                  timeout=60).returncode == 0:
-                    return current
+            reachable = current.desired_status == "RUNNING" and current.public_ip and current.ssh_port
+            if reachable and _answers(ssh_for(current).target.ssh("true")):
+                return current
             if time.monotonic() > deadline:
                 raise RunpodError(f"pod {pod.id} not reachable by ssh after "
                                   f"{self.tier.ready_timeout_seconds:.0f} s")

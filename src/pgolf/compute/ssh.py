@@ -23,6 +23,7 @@ from pgolf import git
 from pgolf.atomic import atomic_write_text
 from pgolf.compute.base import LOG_NAME, LineCallback, RunOutcome, RunRequest
 from pgolf.compute.pods import cleanup_on_exit
+from pgolf.errors import PgolfError
 
 PID_FILE = "pgolf.pid"
 _KILL_GRACE_SECONDS = 10.0
@@ -162,7 +163,7 @@ class SshBackend:
         outcome = RunOutcome(run_dir=run_dir, returncode=None, started_at=time.time())
         try:
             self.stage(request, remote_run)
-        except (RuntimeError, subprocess.SubprocessError, OSError) as err:
+        except (PgolfError, RuntimeError, subprocess.SubprocessError, OSError) as err:
             outcome.error = f"staging: {err}"
             outcome.finished_at = time.time()
             return outcome
