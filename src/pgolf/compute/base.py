@@ -59,6 +59,17 @@ class RunOutcome:
 LineCallback = Callable[[str], None]
 
 
+def limit_reached(request: RunRequest, deadline: float, outcome: RunOutcome, now: float) -> bool:
+    """True when the caller cancelled or the hard deadline passed; marks which on the outcome."""
+    if request.cancel is not None and request.cancel.is_set():
+        outcome.interrupted = True
+    elif now > deadline:
+        outcome.timed_out = True
+    else:
+        return False
+    return True
+
+
 class Backend(Protocol):
     """A tier that can execute a RunRequest."""
 

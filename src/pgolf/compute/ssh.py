@@ -21,7 +21,7 @@ from typing import TextIO
 
 from pgolf import git
 from pgolf.atomic import atomic_write_text
-from pgolf.compute.base import LOG_NAME, LineCallback, RunOutcome, RunRequest
+from pgolf.compute.base import LOG_NAME, LineCallback, RunOutcome, RunRequest, limit_reached
 from pgolf.compute.pods import cleanup_on_exit
 from pgolf.errors import PgolfError
 
@@ -184,14 +184,9 @@ class SshBackend:
         def watch() -> None:
             deadline = time.monotonic() + request.timeout_seconds
             while not done.wait(_POLL_SECONDS):
-                if request.cancel is not None and request.cancel.is_set():
-                    outcome.interrupted = True
-                elif time.monotonic() > deadline:
-                    outcome.timed_out = True
-                else:
-                    continue
-                stop()
-                return
+                if limit_reached(request, deadline, outcome, time.monotonic()):
+                    stop()
+                    return
 
         proc = subprocess.Popen(self.target.ssh(line), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
