@@ -18,12 +18,14 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import pgolf.templates
-from pgolf.artifact import measure_artifact
-from pgolf.logs import parse_log, read_run_result
-from pgolf.rules import get_ruleset
+from pgolf.cli.app import app
+from pgolf.logs import read_run_result
 from pgolf.scoring.luts import build_luts
+
+runner = CliRunner()
 
 SCRIPT = Path(pgolf.templates.__file__).parent / "train_gpt.py"
 
@@ -156,21 +158,26 @@ def test_tiny_run_prints_the_official_lines(tiny_run):
     assert log_file.rstrip().endswith(tiny_run.stdout.rstrip().splitlines()[-1])
 
 
-def test_log_parser_and_artifact_measure_agree_with_the_result_file(tiny_run):
-    result = tiny_run.result
-    parsed = parse_log(tiny_run.run_dir / "train.log")
-    assert parsed.complete and parsed.label == "final_int8_zlib_roundtrip_exact"
-    assert parsed.val_bpb == pytest.approx(result["val_bpb"], abs=5e-9)
-    assert parsed.val_loss == pytest.approx(result["val_loss"], abs=5e-9)
-    assert parsed.artifact_bytes == result["artifact_bytes"]
-    assert parsed.model_bytes == result["model_bytes"] and parsed.code_bytes == result["code_bytes"]
-    assert parsed.steps == result["steps"] and parsed.world_size == 1 and parsed.seed == 1337
-    assert [s for s, _ in parsed.curve] == [p["step"] for p in result["curve"]]
-    assert read_run_result(tiny_run.run_dir).source == "result.json"
+def test_pgolf_logs_parse_and_measure_agree_with_the_result_file(tiny_run):
+    result, run_dir = tiny_run.result, tiny_run.run_dir
+    parsed = runner.invoke(app, ["logs", "parse", "--json", str(run_dir / "train.log")])
+    assert parsed.exit_code == 0, parsed.output
+    (log,) = json.loads(parsed.output)
+    assert log["complete"] and log["label"] == "final_int8_zlib_roundtrip_exact"
+    assert log["val_bpb"] == pytest.approx(result["val_bpb"], abs=5e-9)
+    assert log["val_loss"] == pytest.approx(result["val_loss"], abs=5e-9)
+    assert (log["artifact_bytes"], log["model_bytes"], log["code_bytes"]) == (
+        result["artifact_bytes"], result["model_bytes"], result["code_bytes"])
+    assert (log["steps"], log["world_size"], log["seed"]) == (result["steps"], 1, 1337)
+    assert log["curve"] == [{"step": p["step"], "val_bpb": round(p["val_bpb"], 4)} for p in result["curve"]]
+    assert read_run_result(run_dir).source == "result.json"
 
-    size = measure_artifact(tiny_run.run_dir / "train_gpt.py", [tiny_run.run_dir / "final_model.int8.ptz"],
-                            get_ruleset("track_10min_16mb"))
-    assert size.total_bytes == result["artifact_bytes"] and size.ok
+    measured = runner.invoke(app, ["measure", "--json", "--script", str(run_dir / "train_gpt.py"),
+                                   "--model", str(run_dir / "final_model.int8.ptz")])
+    assert measured.exit_code == 0, measured.output
+    size = json.loads(measured.output)
+    assert (size["total_bytes"], size["model_bytes"], size["code_bytes"]) == (
+        result["artifact_bytes"], result["model_bytes"], result["code_bytes"])
 
 
 def test_torchrun_two_processes_on_cpu_match_the_single_process_run(tiny_run, demo_dataset, tmp_path):
