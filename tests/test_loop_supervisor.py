@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from loop_fixtures import make_workspace
 from pgolf import git
@@ -93,6 +96,10 @@ def test_kill_9_mid_run_then_run_again(tmp_path: Path):
     assert rows[-1].run_id > state["run_id"] and rows[-1].status in ("keep", "discard")  # the loop went on
     assert not (ws.state_dir / INFLIGHT_NAME).exists()
     assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
+    # The search trial the killed loop had asked for was failed, not left running forever.
+    storage = JournalStorage(JournalFileBackend(str(ws.state_dir / "search-tpe.journal")))
+    states = [t.state.name for t in optuna.load_study(study_name="pgolf-tpe", storage=storage).trials]
+    assert "RUNNING" not in states and "FAIL" in states
 
 
 def test_ctrl_c_finishes_the_run_then_twice_aborts(tmp_path: Path):

@@ -124,9 +124,10 @@ def run(
 ) -> None:
     """Run the experiment loop: noise floor, then propose → commit → run → keep or revert, until a limit.
 
-    The first run measures the noise floor (the unchanged script with two or more seeds). Each experiment
-    is a commit on pgolf/explore; a kept one moves pgolf/best, a discarded one is reverted and tagged
-    pgolf/exp/<run_id>. Everything is recorded in results.tsv and .pgolf/runs/<run_id>/.
+    The first run measures the noise floor: the unchanged script with two or more seeds.
+
+    Each experiment is a commit on pgolf/explore. A kept one moves pgolf/best; a discarded one is reverted and tagged pgolf/exp/<run_id>. Everything is recorded in results.tsv and .pgolf/runs/<run_id>/.
+
     Ctrl-C finishes the run in flight and stops; a second Ctrl-C aborts it (recorded as aborted).
     """
     if proposer is not None and proposer not in KINDS:
@@ -153,11 +154,11 @@ def demo(
     seconds: Annotated[float, typer.Option("--seconds", min=1.0,
                                            help="Cap on the training seconds of one run.")] = 60.0,
 ) -> None:
-    """Try pgolf offline in a few minutes: a demo workspace on a small corpus, a noise floor, a search.
+    """Try pgolf offline in a few minutes: a demo workspace, a noise floor, three search experiments.
 
-    Builds a corpus from Python's own documentation, creates a workspace with a small model, measures
-    the noise floor with two seeds, then runs Optuna search experiments that rewrite the script's
-    hyperparameter defaults. Running it again in the same folder continues the search there.
+    Builds a corpus from Python's own documentation, creates a workspace with a small model, measures the noise floor with two seeds, then runs Optuna search experiments that rewrite the script's hyperparameter defaults.
+
+    Running it again in the same folder continues the search there.
     """
     from pgolf.loop.demo import prepare_demo
 

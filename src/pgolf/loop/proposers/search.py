@@ -78,6 +78,9 @@ class SearchProposer:
             chosen = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True)
         self.study = optuna.create_study(study_name=study_name, storage=storage, sampler=chosen,
                                          direction="minimize", load_if_exists=True)
+        # The workspace lock makes this the only loop: a trial still running was left by a killed one.
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
     def _tell_baseline(self, ctx: ProposalContext, current: dict[str, Any]) -> None:
         """Give the study the unchanged script's score as its first point, when it lies in the space."""
