@@ -226,7 +226,8 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
     rows = ws.ledger().rows()
     abort = plan_early_abort(ws.runs_dir, rows, tier_name, config.tiers.early_abort) if tier_name else None
     data_env, _uploads = remote_data(ws, config, tier)
-    defaults = {**data_env, **({"SEED": str(parent.seed)} if parent.seed is not None else {}),
+    defaults = {**data_env, "MAX_WALLCLOCK_SECONDS": f"{wallclock:g}",
+                **({"SEED": str(parent.seed)} if parent.seed is not None else {}),
                 **(abort.env() if abort else {})}
     overrides = dict(tier.env) if tier else {}
     reserved = price * worst_seconds / 3600.0
