@@ -226,8 +226,8 @@ class RunpodBackend:
         """Create the pod, run, and terminate it in every outcome; cost = price × lifetime."""
         request.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        self.lifecycle.sweep_orphans()
         try:
+            self.lifecycle.sweep_orphans()  # what a SIGKILLed run left behind
             pod = self.lifecycle.create(self.pod_body(request), run_id=request.run_id,
                                         reservation_id=request.reservation_id)
         except PgolfError as err:
