@@ -142,6 +142,28 @@ def _seed_table_value(text: str, *, emphasised_seed: bool) -> float | None:
     return None
 
 
+def _seed_mean_value(text: str) -> float | None:
+    """The mean row (stated, else computed) of a per-seed table's column named exactly `val_bpb`.
+
+    A README's headline may quote another metric (sliding window, TTT); a column with the metric's
+    exact name over numbered seeds is what the submission reports.
+    """
+    for header, rows in _tables(text):
+        if not header or "seed" not in _plain(header[0]).lower():
+            continue
+        names = [_plain(h).lower() for h in header]
+        if "val_bpb" not in names:
+            continue
+        column = names.index("val_bpb")
+        stated = [v for r in rows if _MEAN_LABEL.match(_plain(r[0])) and (v := _cell_value(r, column))]
+        if stated:
+            return stated[0]
+        values = [v for r in rows if _plain(r[0]).isdigit() and (v := _cell_value(r, column)) is not None]
+        if values:
+            return sum(values) / len(values)
+    return None
+
+
 def _metric_table_value(text: str) -> float | None:
     """From a two-column "metric | value" table: the last bpb row that is not a pre-quant value."""
     for _header, rows in _tables(text):
@@ -157,16 +179,17 @@ def readme_val_bpb(text: str) -> float | None:
     """The score a records README states, by the most trusted rule that finds one.
 
     In order: the exact metric line of the official script; the row of a per-seed table whose seed is
-    emphasised (the submitted run); a labelled score, bold score or numbered heading in the first
+    emphasised (the submitted run); the mean of a per-seed table's `val_bpb` column; a labelled score, bold score or numbered heading in the first
     lines; a per-seed table's mean row; a metric/value table; a labelled or bold score anywhere.
     """
     text = text.replace("\\_", "_").replace("\\~", "~")
     match = _EXACT.search(text)
     if match:
         return _plausible(match.group(1))
-    value = _seed_table_value(text, emphasised_seed=True)
-    if value is not None:
-        return value
+    for finder in (lambda: _seed_table_value(text, emphasised_seed=True), lambda: _seed_mean_value(text)):
+        value = finder()
+        if value is not None:
+            return value
     lines = [line for line in text.splitlines() if line.strip()]
     headline = "\n".join(lines[:_HEADLINE_LINES])
     for pattern in (_LABELLED, _BOLD_UNIT, _HEADING):
