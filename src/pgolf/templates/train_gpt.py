@@ -749,7 +749,8 @@ def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val_tokens: n
     first, last = total_seqs * rt.rank // rt.world_size, total_seqs * (rt.rank + 1) // rt.world_size
     sums = torch.zeros(3, device=rt.device, dtype=torch.float64)  # nll (nats), tokens, bytes
     model.eval()
-    with torch.inference_mode():
+    # no_grad rather than inference_mode: tensors cached here (RoPE tables) are reused by training later.
+    with torch.no_grad():
         for start in range(first, last, batch_seqs):
             end = min(start + batch_seqs, last)
             window = val_tokens[start * seq_len:end * seq_len + 1].astype(np.int64)
