@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from loop_fixtures import make_workspace
 from pgolf import git
+from pgolf.cli.app import app
 from pgolf.errors import ConfigError, LockedError, WorkspaceError
 from pgolf.ledger import COLUMNS
 from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
@@ -167,3 +170,15 @@ def test_result_json_missing_falls_back_to_the_log(tmp_path: Path):
     assert row.status in ("keep", "discard")
     assert row.val_bpb == pytest.approx(ws.ledger().rows()[0].val_bpb, abs=1e-3)
     assert row.artifact_bytes is not None and row.steps == 20
+
+
+def test_cli_run_json_and_bad_proposer(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    runner = CliRunner()
+    result = runner.invoke(app, ["-w", str(ws.root), "run", "-n", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["stop_reason"].startswith("1 experiment done")
+    assert [r["kind"] for r in data["runs"]] == ["baseline", "baseline", "experiment"]
+    bad = runner.invoke(app, ["-w", str(ws.root), "run", "--proposer", "magic"])
+    assert bad.exit_code == 2 and "choose one of search, agent, llm" in bad.output
