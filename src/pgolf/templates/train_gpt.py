@@ -305,7 +305,8 @@ def load_validation_tokens(data_path: str, seq_len: int, vocab_size: int, limit:
 # unknown and unused pieces are boundaries and count 0; table rows past the tokenizer's vocabulary too.
 
 
-def build_byte_luts(sp: spm.SentencePieceProcessor, table_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build_byte_luts(sp: spm.SentencePieceProcessor,
+                    table_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(base_bytes int16, has_leading_space bool, is_boundary bool), indexed by token id."""
     vocab = int(sp.vocab_size())
     size = max(vocab, table_size)
@@ -331,7 +332,8 @@ class ByteCounter:
     """The byte tables on the run's device."""
 
     def __init__(self, luts: tuple[np.ndarray, np.ndarray, np.ndarray], device: torch.device):
-        self.base_bytes, self.has_leading_space, self.is_boundary = (torch.from_numpy(t).to(device) for t in luts)
+        tables = (torch.from_numpy(t).to(device) for t in luts)
+        self.base_bytes, self.has_leading_space, self.is_boundary = tables
 
     def count(self, prev: Tensor, target: Tensor) -> Tensor:
         """Total bytes of `target` tokens given the tokens before them, as float64."""
@@ -434,7 +436,8 @@ class Block(nn.Module):
         self.mlp = MLP(dim, mlp_mult)
         self.attn_scale = nn.Parameter(torch.ones(dim))
         self.mlp_scale = nn.Parameter(torch.ones(dim))
-        self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))))  # starts as pure residual
+        # (weight of the residual stream, weight of x0): starts as the pure residual stream.
+        self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))))
 
     def forward(self, x: Tensor, x0: Tensor) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
@@ -459,7 +462,9 @@ class GPT(nn.Module):
                   args.qk_gain_init)
             for _ in range(args.num_layers)
         )
-        self.lm_head = None if args.tie_embeddings else CastedLinear(args.model_dim, args.vocab_size, zero_init=True)
+        self.lm_head = None
+        if not args.tie_embeddings:
+            self.lm_head = CastedLinear(args.model_dim, args.vocab_size, zero_init=True)
         if args.tie_embeddings:  # the embedding doubles as the output layer, so it starts small
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=args.tied_embed_init_std)
         for module in self.modules():
@@ -669,7 +674,7 @@ def setup_runtime(args: Hyperparameters) -> Runtime:
 
 
 class Logger:
-    """Official log lines: printed (flushed, so a supervisor sees them live) and appended to logs/RUN_ID.txt."""
+    """Log lines: printed and flushed (a supervisor reads them live), and appended to logs/RUN_ID.txt."""
 
     def __init__(self, rt: Runtime, path: Path):
         self.master, self.path = rt.master, path
@@ -692,7 +697,7 @@ RESULT_KEYS = ("status", "reason", "val_loss", "val_bpb", "pre_quant_val_loss", 
 
 
 class ResultFile:
-    """result.json at $PGOLF_RESULT_JSON: filled in as the run goes, written once when it ends, however it ends.
+    """result.json at $PGOLF_RESULT_JSON: filled in as the run goes, written once it ends, however it ends.
 
     val_bpb is the score after the export round trip; pre_quant_* are the last validation before export;
     eval_ms is the round-trip evaluation (the part the challenge's evaluation limit covers); curve holds
@@ -703,7 +708,8 @@ class ResultFile:
         self.path = Path(path) if path else None
         self.master = int(os.environ.get("RANK", 0)) == 0
         self.fields: dict[str, object] = dict.fromkeys(RESULT_KEYS)
-        self.fields.update(reason="", curve=[], seed=Hyperparameters.seed, hyperparameters=hyperparameter_values())
+        self.fields.update(reason="", curve=[], seed=Hyperparameters.seed,
+                           hyperparameters=hyperparameter_values())
 
     def update(self, **fields: object) -> None:
         self.fields.update(fields)
@@ -713,7 +719,8 @@ class ResultFile:
         if self.path is None or not self.master:
             return
         # NaN is not JSON: a diverged run reports null.
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.fields.items()}
+        clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                 for k, v in self.fields.items()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")
@@ -743,8 +750,8 @@ def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val_tokens: n
     seq_len = args.train_seq_len
     batch_seqs = args.val_batch_size // (rt.world_size * rt.grad_accum_steps) // seq_len
     if batch_seqs < 1:
-        raise StopRun(f"VAL_BATCH_SIZE={args.val_batch_size} gives no whole sequence per rank and micro-batch "
-                      f"(needs at least {8 * seq_len})")
+        raise StopRun(f"VAL_BATCH_SIZE={args.val_batch_size} gives no whole sequence per rank and "
+                      f"micro-batch (needs at least {8 * seq_len})")
     total_seqs = (len(val_tokens) - 1) // seq_len
     first, last = total_seqs * rt.rank // rt.world_size, total_seqs * (rt.rank + 1) // rt.world_size
     sums = torch.zeros(3, device=rt.device, dtype=torch.float64)  # nll (nats), tokens, bytes
@@ -770,7 +777,8 @@ def evaluate(args: Hyperparameters, model: nn.Module, rt: Runtime, val_tokens: n
 # Training.
 
 
-def build_optimizers(args: Hyperparameters, model: GPT, rt: Runtime, orthogonalize) -> list[torch.optim.Optimizer]:
+def build_optimizers(args: Hyperparameters, model: GPT, rt: Runtime,
+                     orthogonalize) -> list[torch.optim.Optimizer]:
     """Adam for the embedding (and untied head), Muon for block matrices, Adam for vectors and controls.
 
     Each param group remembers its base_lr; the schedule scales lr from it every step.
@@ -787,9 +795,9 @@ def build_optimizers(args: Hyperparameters, model: GPT, rt: Runtime, orthogonali
 
     token_lr = args.tied_embed_lr if args.tie_embeddings else args.embed_lr
     # Newton-Schulz runs in bf16 on GPU (fast, and precise enough for a direction); in float32 elsewhere.
-    muon = Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum, backend_steps=args.muon_backend_steps,
-                update_dtype=torch.bfloat16 if rt.device.type == "cuda" else torch.float32,
-                orthogonalize=orthogonalize)
+    muon = Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum,
+                backend_steps=args.muon_backend_steps, orthogonalize=orthogonalize,
+                update_dtype=torch.bfloat16 if rt.device.type == "cuda" else torch.float32)
     for group in muon.param_groups:
         group["base_lr"] = args.matrix_lr
     optimizers = [adam([model.tok_emb.weight], token_lr), muon, adam(scalars, args.scalar_lr)]
@@ -799,7 +807,7 @@ def build_optimizers(args: Hyperparameters, model: GPT, rt: Runtime, orthogonali
 
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float, max_wallclock_ms: float | None) -> float:
-    """Linear warmdown to zero over the last WARMDOWN_ITERS steps, or over their estimated time under a cap."""
+    """LR multiplier: linear warmdown to 0 over the last WARMDOWN_ITERS steps (or their time, under a cap)."""
     if args.warmdown_iters <= 0:
         return 1.0
     if max_wallclock_ms is None:
@@ -808,6 +816,14 @@ def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float, max_wallclock_
     warmdown_ms = args.warmdown_iters * elapsed_ms / max(step, 1)
     remaining_ms = max(max_wallclock_ms - elapsed_ms, 0.0)
     return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
+
+
+def muon_momentum_at(args: Hyperparameters, step: int) -> float:
+    """Muon's momentum, warmed up linearly from MUON_MOMENTUM_WARMUP_START over the first steps."""
+    if args.muon_momentum_warmup_steps <= 0:
+        return args.muon_momentum
+    frac = min(step / args.muon_momentum_warmup_steps, 1.0)
+    return (1 - frac) * args.muon_momentum_warmup_start + frac * args.muon_momentum
 
 
 def main(result: ResultFile) -> None:
@@ -819,6 +835,9 @@ def main(result: ResultFile) -> None:
     if args.quant_bits not in (6, 8):
         raise StopRun(f"QUANT_BITS={args.quant_bits}: use 8 or 6")
     check_compressor(args.compressor)
+    if args.train_batch_tokens <= 0 or args.train_batch_tokens % (8 * args.train_seq_len):
+        raise StopRun(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be a positive multiple of "
+                      f"8 x TRAIN_SEQ_LEN = {8 * args.train_seq_len}")
 
     rt = setup_runtime(args)
     result.update(device=rt.device.type, world_size=rt.world_size)
@@ -842,7 +861,8 @@ def main(result: ResultFile) -> None:
         raise StopRun(f"VOCAB_SIZE={args.vocab_size} but the tokenizer has {int(sp.vocab_size())} pieces")
     byte_counter = ByteCounter(build_byte_luts(sp, args.vocab_size), rt.device)
     train_files = shard_files(args.data_path, "train")
-    val_tokens = load_validation_tokens(args.data_path, args.train_seq_len, args.vocab_size, args.val_tokens_limit)
+    val_tokens = load_validation_tokens(args.data_path, args.train_seq_len, args.vocab_size,
+                                        args.val_tokens_limit)
     log0(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path}")
     log0(f"train_loader:dataset:{Path(args.data_path).resolve().name} train_shards:{len(train_files)}")
     log0(f"val_loader:shards pattern={os.path.join(args.data_path, 'fineweb_val_*.bin')} "
@@ -863,11 +883,8 @@ def main(result: ResultFile) -> None:
         model = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
                     broadcast_buffers=False)
     optimizers = build_optimizers(args, base_model, rt, orthogonalize)
-    muon = optimizers[-2]
+    muon = next(opt for opt in optimizers if isinstance(opt, Muon))
 
-    if args.train_batch_tokens <= 0 or args.train_batch_tokens % (8 * args.train_seq_len):
-        raise StopRun(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must be a positive multiple of "
-                      f"8 x TRAIN_SEQ_LEN = {8 * args.train_seq_len}")
     n_params = sum(p.numel() for p in base_model.parameters())
     result.update(params=n_params)
     log0(f"model_params:{n_params}")
@@ -935,7 +952,6 @@ def main(result: ResultFile) -> None:
     early_abort = args.early_abort_step > 0 and args.early_abort_bpb > 0
     training_time_ms = 0.0
     stop_after_step: int | None = None
-    val_loss = val_bpb = float("nan")
     curve: list[dict[str, float]] = []
     step = 0
     rt.sync()
@@ -970,9 +986,8 @@ def main(result: ResultFile) -> None:
         scale = lr_scale(args, step, training_time_ms + 1000.0 * (time.perf_counter() - t0), max_wallclock_ms)
         zero_grad()
         train_loss = forward_backward()
-        warmup_frac = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
         for group in muon.param_groups:
-            group["momentum"] = (1 - warmup_frac) * args.muon_momentum_warmup_start + warmup_frac * args.muon_momentum
+            group["momentum"] = muon_momentum_at(args, step)
         for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * scale
@@ -984,7 +999,8 @@ def main(result: ResultFile) -> None:
         step += 1
 
         approx_ms = training_time_ms + 1000.0 * (time.perf_counter() - t0)
-        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0 or stop_after_step is not None):
+        log_now = step <= 10 or step % max(args.train_log_every, 1) == 0 or stop_after_step is not None
+        if args.train_log_every > 0 and log_now:
             # Checked only when logged: reading the loss forces a GPU sync, and NaN weights stay NaN.
             loss_value = train_loss.item()
             log0(f"step:{step}/{args.iterations} train_loss:{loss_value:.4f} "
@@ -1026,7 +1042,8 @@ def main(result: ResultFile) -> None:
         result.update(code_bytes=code_bytes, model_bytes=model_bytes, artifact_bytes=model_bytes + code_bytes)
     if rt.distributed:
         dist.barrier()  # the file is complete before any rank reads it
-    restored = torch.load(io.BytesIO(decompress(model_path.read_bytes(), args.compressor)), map_location="cpu")
+    restored_bytes = decompress(model_path.read_bytes(), args.compressor)
+    restored = torch.load(io.BytesIO(restored_bytes), map_location="cpu")
     base_model.load_state_dict(dequantize_state_dict(restored), strict=True)
     rt.sync()
     t_eval = time.perf_counter()
