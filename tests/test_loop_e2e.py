@@ -75,6 +75,6 @@ def test_demo_workspace_searches_values_the_script_really_uses():
     config = parse_config(tomllib.loads(config_text))
     validate_space(config.proposer.search_space, script)
     assert check_env_conflicts(config, script, "search") == []  # no env value overrides the script
-    assert find(params, "NUM_LAYERS").default == 2 and find(params, "ITERATIONS").default == 30
+    assert find(params, "NUM_LAYERS").default == 2 and find(params, "ITERATIONS").default == 20
     # The default space of a new workspace names settings of the baseline script too.
     validate_space(parse_config(tomllib.loads(render_config())).proposer.search_space, _baseline_script())

@@ -152,7 +152,8 @@ def demo(
     directory: Annotated[Path, typer.Argument(help="Folder of the demo workspace (created when missing).")] = Path("demo"),
     experiments: Annotated[int, typer.Option("--experiments", "-n", min=1, help="Search experiments to run.")] = 3,
     seconds: Annotated[float, typer.Option("--seconds", min=1.0,
-                                           help="Cap on the training seconds of one run.")] = 60.0,
+                                           help="Cap on the training seconds of one run (the demo is step-limited; "
+                                                "this only stops a slow proposal).")] = 120.0,
 ) -> None:
     """Try pgolf offline in a few minutes: a demo workspace, a noise floor, three search experiments.
 

@@ -17,11 +17,11 @@ DATA_DIR = "data"
 # every value the search changes really takes effect (the environment would override the script).
 # Runs are step-limited (ITERATIONS) so that the noise floor measures seeds, not the machine's load;
 # the wallclock limit is only a cap for the slowest proposals.
-DEMO_STEPS = 30
+DEMO_STEPS = 20
 DEMO_DEFAULTS: dict[str, object] = {
     "NUM_LAYERS": 2, "MODEL_DIM": 64, "NUM_HEADS": 4, "NUM_KV_HEADS": 2, "MLP_MULT": 2,
-    "TRAIN_SEQ_LEN": 128, "TRAIN_BATCH_TOKENS": 4096, "ITERATIONS": DEMO_STEPS, "WARMUP_STEPS": 0,
-    "WARMDOWN_ITERS": 10, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 5, "VAL_TOKENS_LIMIT": 32_768,
+    "TRAIN_SEQ_LEN": 128, "TRAIN_BATCH_TOKENS": 2048, "ITERATIONS": DEMO_STEPS, "WARMUP_STEPS": 0,
+    "WARMDOWN_ITERS": 6, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 5, "VAL_TOKENS_LIMIT": 16_384,
     "VAL_BATCH_SIZE": 16_384,
 }
 DEMO_SEARCH_SPACE = """[proposer.search_space]         # searched values are rewritten in train_gpt.py's defaults
@@ -38,7 +38,7 @@ def demo_script() -> str:
     return set_defaults(source, DEMO_DEFAULTS)
 
 
-def prepare_demo(directory: Path, *, train_seconds: float = 60.0,
+def prepare_demo(directory: Path, *, train_seconds: float = 120.0,
                  progress: Callable[[str], None] | None = None) -> Workspace:
     """Build the corpus and the workspace in `directory`, or reuse both when they already exist."""
     say = progress or (lambda _msg: None)
