@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # torch is installed first and pinned: the local CPU wheel, never the CUDA download.
 TORCH  := torch==2.13.0
+EXTRAS := train,compress,data,dashboard
 
 .PHONY: demo test lint bench clean
 
@@ -12,11 +13,11 @@ $(PY):
 	$(PY) -m pip install -q $(TORCH)
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[train,compress,dashboard]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[train,compress,dashboard,dev]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS),dev]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -29,8 +30,10 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 
+# The CPU benchmarks; benchmarks/README.md lists them all (the GPU one needs a CUDA machine).
 bench: $(VENV)/.installed-dev
-	$(PY) -m benchmarks
+	$(PY) benchmarks/bench_score.py
+	$(PY) benchmarks/bench_loop.py overhead
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
