@@ -25,6 +25,14 @@ def _grader(kind: str | None):  # noqa: ANN202 (a Grader)
     return ws, config, make_grader(chosen, config.llm, budget=ws.budget(config), workspace_root=ws.root)
 
 
+def _stored_research(ws, config):  # noqa: ANN202 (store, context)
+    """The research store and the grading context, or one line saying there is no research yet."""
+    store = open_store(ws)
+    if store is None:
+        raise PgolfError("no research yet: run `pgolf research fetch` first")
+    return store, workspace_context(ws, config, store)
+
+
 @research_app.command("grade")
 def grade(
     grader: Annotated[str | None, typer.Option(help=_GRADER_HELP)] = None,
@@ -33,10 +41,7 @@ def grade(
 ) -> None:
     """Grade the stored items that have no grade under the current history (ledger, competitors)."""
     ws, config, chosen = _grader(grader)
-    store = open_store(ws)
-    if store is None:
-        raise PgolfError("no research yet: run `pgolf research fetch` first")
-    context = workspace_context(ws, config, store)
+    store, context = _stored_research(ws, config)
     with Progress(console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"grading ({chosen.name})", total=None)
         report = grade_pending(store, context, chosen, limit=limit,
@@ -67,10 +72,7 @@ def verify(
 ) -> None:
     """Read the full text of the best Tier-A items, re-grade them, and write briefs with red flags."""
     ws, config, chosen = _grader(grader)
-    store = open_store(ws)
-    if store is None:
-        raise PgolfError("no research yet: run `pgolf research fetch` first")
-    context = workspace_context(ws, config, store)
+    store, context = _stored_research(ws, config)
     digests = [context.digest(chosen.name), context.digest(HeuristicGrader.name)]
     llm = getattr(chosen, "client", None)
     report = verify_top(store, context, ws.state_dir, digests=digests, n=top, grader=chosen, llm=llm,
