@@ -74,6 +74,28 @@ def test_eight_processes_appending_200_rows_each_leave_1600_intact_rows(tmp_path
         assert steps == list(range(200))
 
 
+def _toggle_promoted(path: str, rounds: int) -> None:
+    ledger = Ledger(Path(path))
+    for i in range(rounds):
+        ledger.update_promoted("first", "yes" if i % 2 else "pending")
+
+
+def test_appends_racing_a_promoted_rewrite_are_never_lost(tmp_path: Path):
+    path = tmp_path / "results.tsv"
+    Ledger(path).append(_row(run_id="first", promoted="pending"))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_toggle_promoted, args=(str(path), 150)),
+             ctx.Process(target=_append_many, args=(str(path), 1, 150))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    contents = Ledger(path).load()
+    assert contents.damaged == []
+    assert len(contents.rows) == 151
+
+
 def test_half_written_last_line_is_reported_and_complete_rows_load(tmp_path: Path):
     path = tmp_path / "results.tsv"
     ledger = Ledger(path)

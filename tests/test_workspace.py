@@ -116,6 +116,17 @@ def test_cli_init_then_status(tmp_path: Path):
     assert again.stderr.strip().count("\n") == 0 and "already a pgolf workspace" in again.stderr
 
 
+def test_error_lines_keep_bracketed_names(tmp_path: Path):
+    out = pgolf("--workspace", str(tmp_path), "compute", "pods", "list", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "run `pgolf init DIR` first" in out.stderr
+    ws = init_workspace(tmp_path / "ws")
+    update_program(ws.program_md, {"BEST": "x"})
+    assert git.git(ws.root, "status", "--porcelain") == ""  # the program.md lock is ignored too
+    out = pgolf("compute", "pods", "list", cwd=ws.root)
+    assert out.returncode == 2 and "[tiers.runpod]" in out.stderr, out.stderr
+
+
 def test_broken_config_is_one_line_and_exit_2(tmp_path: Path):
     assert pgolf("init", "golf", cwd=tmp_path).returncode == 0
     ws = tmp_path / "golf"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import fcntl
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from pgolf.atomic import atomic_write_text
 
 # The first nine are what other Parameter Golf autoresearch tools write, unchanged.
 COLUMNS: tuple[str, ...] = (
@@ -143,12 +146,35 @@ class Ledger:
             with open(self.path, "x", encoding="utf-8") as fh:
                 fh.write(HEADER)
 
+    @contextmanager
+    def _locked(self, flags: int) -> Iterator[int]:
+        """An fd of the current results.tsv, held under an exclusive lock.
+
+        `update_promoted` replaces the file by a rename; a writer that opened the old file and then
+        waited for the lock would write into a deleted copy. So after locking, check the fd is still
+        the file at the path, else open again.
+        """
+        while True:
+            fd = os.open(self.path, flags | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        try:
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def append(self, row: LedgerRow) -> None:
         """Append one row under an exclusive lock, flushed and fsynced before returning."""
         line = row.to_line().encode("utf-8")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._locked(os.O_RDWR | os.O_APPEND) as fd:
             size = os.fstat(fd).st_size
             prefix = b""
             if size == 0:
@@ -160,9 +186,6 @@ class Ledger:
                     prefix = b"\n"
             os.write(fd, prefix + line)
             os.fsync(fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def load(self) -> LedgerContents:
         """Every complete row; damaged lines are listed, never fatal."""
@@ -199,9 +222,7 @@ class Ledger:
         """Set `promoted` on the row of `run_id`, rewriting the file atomically under the lock."""
         if promoted not in PROMOTED_VALUES:
             raise ValueError(f"unknown promoted value {promoted!r}")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._locked(os.O_RDWR):
             with open(self.path, encoding="utf-8", newline="") as fh:
                 lines = fh.readlines()
             found = False
@@ -217,16 +238,8 @@ class Ledger:
                     lines[i] = row.to_line()
                     found = True
             if found:
-                tmp = self.path.with_suffix(".tsv.tmp")
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    fh.writelines(lines)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
+                atomic_write_text(self.path, "".join(lines))
             return found
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 # Queries: plain functions over rows, so callers can filter first.

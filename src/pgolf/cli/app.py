@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pgolf import __version__
 from pgolf.cli._common import err_console, set_workspace_dir
@@ -75,7 +76,8 @@ def main() -> None:
     try:
         app()
     except PgolfError as err:
-        err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+        # Messages name config tables such as [tiers.runpod]: never let Rich read them as markup.
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
