@@ -247,6 +247,13 @@ def test_retry_after_is_honoured_on_429(apis: FakeApis) -> None:
     assert body == {"ok": 1} and slept == [7.0]
 
 
+def test_retry_after_zero_means_retry_now(apis: FakeApis) -> None:
+    # 0 is a real answer ("retry at once"), not a missing header: no fallback to the backoff delay.
+    apis.route("/x", _sequence(Reply(503, b"", {"Retry-After": "0"}), json_reply({"ok": 1})))
+    slept, body = _polite(apis, "/x", max_retries=3, base_delay=0.5, max_delay=60)
+    assert body == {"ok": 1} and slept == [0.0]
+
+
 def test_5xx_backs_off_exponentially_then_gives_up(apis: FakeApis) -> None:
     apis.fail("/x", 503)
     slept, err = _polite(apis, "/x", max_retries=3, base_delay=0.5, max_delay=1.5)

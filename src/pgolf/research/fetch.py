@@ -104,7 +104,8 @@ class PoliteClient:
             else:
                 if response.status_code == 429 or response.status_code >= 500:
                     problem = f"HTTP {response.status_code} from {where}"
-                    delay = self._retry_after(response) or delay
+                    asked = self._retry_after(response)
+                    delay = delay if asked is None else asked  # "Retry-After: 0" means now
                 elif response.status_code >= 400:
                     raise SourceError(f"HTTP {response.status_code} from {where}{_api_message(response)}")
                 else:
