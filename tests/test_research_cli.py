@@ -86,11 +86,18 @@ def test_bad_options_are_config_errors(ws: Workspace) -> None:
     for args, message in ((("fetch", "--since", "soon"), "bad duration 'soon'"),
                           (("fetch", "--sources", "arxiv,myspace"), "unknown research source myspace"),
                           (("list", "--source", "myspace"), "unknown research source myspace"),
+                          (("list", "--tier", "Z"), "unknown tier 'Z'"),
                           (("export",), "--jsonl"),
                           (("show", "arxiv:0000.00000"), "no research item 'arxiv:0000.00000'")):
         done = cli(ws, "research", *args)
         assert isinstance(done.exception, PgolfError) and message in str(done.exception), args
         assert done.exception.exit_code == (1 if args[0] == "show" else 2)
+
+
+def test_an_unknown_tier_is_one_line_and_exit_2(ws: Workspace) -> None:
+    done = pgolf("research", "list", "--tier", "Z", cwd=ws.root)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "error: unknown tier 'Z': use A, B or C"
 
 
 def test_list_show_export_after_a_fetch(ws: Workspace) -> None:
@@ -106,6 +113,7 @@ def test_list_show_export_after_a_fetch(ws: Workspace) -> None:
     assert all(i["first_seen"] and i["last_seen"] and i["flags"] == [] for i in listed)
     assert len(json.loads(cli(ws, "research", "list", "-n", "2", "--json").stdout)) == 2
     assert json.loads(cli(ws, "research", "list", "--tier", "A", "--json").stdout) == []
+    assert json.loads(cli(ws, "research", "list", "--tier", "b", "--json").stdout) == []  # case-insensitive
     table = cli(ws, "research", "list").stdout
     assert "github-pr:openai/parameter-golf#101" in table and "How we fit a 20M model in 16MB" in table
 

@@ -21,6 +21,7 @@ research_app = typer.Typer(
     no_args_is_help=True,
 )
 
+_TIERS = ("A", "B", "C")
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "disabled": "dim"}
 
 
@@ -78,13 +79,17 @@ def _item_json(item: StoredItem) -> dict:
 @research_app.command("list")
 def research_list(
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
-    tier: Annotated[str | None, typer.Option("--tier", help="Only items graded this tier (A, B, C).")] = None,
+    tier: Annotated[str | None, typer.Option("--tier", help="Only items graded this tier: A, B or C.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Stored items, most recently seen first."""
     if source and source not in SOURCES:
         raise ConfigError(f"unknown research source {source}; known: {', '.join(SOURCES)}")
+    if tier is not None:
+        if tier.upper() not in _TIERS:
+            raise ConfigError(f"unknown tier {tier!r}: use A, B or C")
+        tier = tier.upper()
     items = _store().list(source=source, tier=tier, limit=limit)
     if as_json:
         print_json([_item_json(i) for i in items])
