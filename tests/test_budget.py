@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from pathlib import Path
 
 import pytest
@@ -91,9 +92,19 @@ def test_spent_total_and_rate_limit_survive_a_restart(tmp_path: Path):
     assert not restarted.can_submit(1.0).ok  # still inside the hour
 
 
-def _race(path: str, start_at: float, results) -> None:
+def _slow_clock(start_at: float):
+    """A clock that pauses when read: reserve() reads it inside its locked section, which widens the
+    window in which an unlocked read-modify-write would let both racers through."""
+    def clock() -> float:
+        time.sleep(0.2)
+        return start_at
+    return clock
+
+
+def _race(path: str, barrier, results) -> None:
     m = BudgetManager(Path(path), BudgetConfig(total_usd=50.0, reserve_usd=20.0,
-                                                min_seconds_between_paid_runs=0), lambda: start_at)
+                                                min_seconds_between_paid_runs=0), _slow_clock(5.0))
+    barrier.wait()
     try:
         m.reserve(25.0, gpus=8)
         results.put("won")
@@ -107,7 +118,8 @@ def test_two_processes_racing_for_the_last_run_exactly_one_wins(tmp_path: Path):
     path = str(tmp_path / "budget.json")
     for _attempt in range(3):  # several rounds, fresh file each time
         Path(path).unlink(missing_ok=True)
-        procs = [ctx.Process(target=_race, args=(path, 5.0, results)) for _ in range(2)]
+        barrier = ctx.Barrier(2)
+        procs = [ctx.Process(target=_race, args=(path, barrier, results)) for _ in range(2)]
         for p in procs:
             p.start()
         for p in procs:
@@ -142,3 +154,7 @@ def test_damaged_budget_file_refuses_to_spend(tmp_path: Path):
     with pytest.raises(BudgetRefused, match="damaged"):
         m.reserve(1.0, gpus=1)
     assert (tmp_path / "budget.json").read_text() == "{not json"  # nothing recorded is lost
+    for shape in ("[]", '{"entries": [{"id": 1}]}'):
+        (tmp_path / "budget.json").write_text(shape)
+        with pytest.raises(BudgetRefused, match="damaged budget file"):
+            m.status()

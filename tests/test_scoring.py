@@ -160,6 +160,9 @@ def test_errors(tmp_path: Path, shared_data: Path) -> None:
     write_shard(tmp_path / "big.bin", np.array([1, 5, 2000, 6]))
     with pytest.raises(DataError, match="token id 2000 is out of range"):
         count_scored_bytes(tmp_path / "big.bin", luts)
+    write_shard(tmp_path / "first.bin", np.array([5000, 1, 100, 101]))  # scored only as a previous token
+    with pytest.raises(DataError, match="token id 5000 is out of range"):
+        count_scored_bytes(tmp_path / "first.bin", luts)
     write_shard(tmp_path / "short.bin", np.array([1, 5, 6]))
     with pytest.raises(DataError, match="too short for seq_len=4"):
         count_scored_bytes(tmp_path / "short.bin", luts, seq_len=4)

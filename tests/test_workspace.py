@@ -38,14 +38,39 @@ def test_init_creates_the_workspace(tmp_path: Path):
     assert set(read_sections(ws.program_md.read_text())) == set(SECTIONS)
 
 
-def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path):
+def test_init_refuses_to_overwrite_unless_forced_and_never_drops_results(tmp_path: Path):
     ws = init_workspace(tmp_path / "ws")
     ws.ledger().append(LedgerRow("c", "local", 1.2, 10, None, "keep", run_id="r1"))
     with pytest.raises(WorkspaceError, match="already a pgolf workspace"):
         init_workspace(ws.root)
-    assert len(ws.ledger().rows()) == 1
     init_workspace(ws.root, force=True)
-    assert ws.ledger().rows() == []
+    assert [r.run_id for r in ws.ledger().rows()] == ["r1"]
+
+
+def test_init_adopts_an_existing_repo_and_script(tmp_path: Path):
+    root = tmp_path / "mine"
+    root.mkdir()
+    git.git(root, "init", "-q", "-b", "main")
+    (root / "train_gpt.py").write_text("print('my own script')\n")
+    (root / ".gitignore").write_text("*.ckpt\n")
+    (root / "notes.txt").write_text("staged, not mine to commit\n")
+    git.git(root, "add", "notes.txt")
+    ws = init_workspace(root)
+    assert ws.train_script.read_text() == "print('my own script')\n"
+    assert git.git(root, "show", "HEAD:train_gpt.py") == "print('my own script')"
+    ignore = (root / ".gitignore").read_text().splitlines()
+    assert ignore[0] == "*.ckpt" and "results.tsv" in ignore
+    assert "notes.txt" not in git.git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert git.git(root, "diff", "--cached", "--name-only") == "notes.txt"  # still staged
+    init_workspace(root, force=True)
+    assert "my own script" not in ws.train_script.read_text()
+
+
+def test_init_in_an_impossible_place_is_one_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(WorkspaceError, match="cannot create a workspace"):
+        init_workspace(blocker / "ws")
 
 
 def test_find_workspace_searches_upwards(tmp_path: Path):
@@ -142,14 +167,18 @@ def test_broken_config_is_one_line_and_exit_2(tmp_path: Path):
 def test_status_and_ledger_show_runs_and_damage(tmp_path: Path):
     ws = init_workspace(tmp_path / "ws")
     ws.ledger().append(LedgerRow("abc12345", "local", 1.25, 15_000_000, 2.0, "keep", run_id="r1",
-                                 description="wider mlp"))
+                                 description="wider mlp [/] [red]x"))
     with open(ws.results_tsv, "a") as fh:
         fh.write("torn\tline")
     out = pgolf("status", cwd=ws.root)
     assert out.returncode == 0
     assert "1.2500" in out.stdout and "damaged" in out.stdout
+    assert "wider mlp [/] [red]x" in out.stdout  # agent-written text is shown, never read as markup
+    out = pgolf("ledger", cwd=ws.root)
+    assert out.returncode == 0 and "[red]x" in out.stdout
     out = pgolf("ledger", "--json", cwd=ws.root)
-    assert json.loads(out.stdout)[0]["description"] == "wider mlp"
+    assert json.loads(out.stdout)[0]["description"] == "wider mlp [/] [red]x"
+    assert "line 3 is damaged" in out.stderr
     out = pgolf("budget", "status", "--json", cwd=ws.root)
     assert json.loads(out.stdout)["price_per_gpu_hour"] == 2.5
     out = pgolf("--workspace", str(ws.root), "budget", "history", cwd=tmp_path)

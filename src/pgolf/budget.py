@@ -113,7 +113,11 @@ class BudgetManager:
             return []
         except json.JSONDecodeError as err:
             raise BudgetRefused(f"{self.path}: damaged budget file ({err}); refusing to spend") from None
-        return [BudgetEntry(**e) for e in data.get("entries", [])]
+        try:
+            return [BudgetEntry(**e) for e in data.get("entries", [])]
+        except (AttributeError, TypeError) as err:
+            raise BudgetRefused(f"{self.path}: damaged budget file (unexpected shape: {err}); "
+                                "refusing to spend") from None
 
     def _write(self, entries: list[BudgetEntry]) -> None:
         payload = {"version": 1, "entries": [asdict(e) for e in entries]}

@@ -18,7 +18,8 @@ from pgolf.ledger import Ledger
 from pgolf.program import template_text
 from pgolf.rules import DEFAULT_RULESET, get_ruleset
 
-TRACKED_FILES = ("train_gpt.py", CONFIG_FILENAME, ".gitignore")
+TRAIN_SCRIPT = "train_gpt.py"  # the one file experiments change, relative to the workspace root
+TRACKED_FILES = (TRAIN_SCRIPT, CONFIG_FILENAME, ".gitignore")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Workspace:
 
     @property
     def train_script(self) -> Path:
-        return self.root / "train_gpt.py"
+        return self.root / TRAIN_SCRIPT
 
     @property
     def program_md(self) -> Path:
@@ -133,19 +134,43 @@ def init_workspace(
     if ws.config_path.exists() and not force:
         raise WorkspaceError(f"{root} is already a pgolf workspace (use --force to overwrite it)")
     config_text = render_config(ruleset, **template_values)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        kept_script = _place_script(ws, train_script, force=force)
+        atomic_write_text(ws.config_path, config_text)
+        _merge_gitignore(root / ".gitignore")
+        atomic_write_text(ws.program_md, template_text())
+        ws.ledger().create()  # an existing ledger is kept, even with --force: results are never lost
+        ws.runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WorkspaceError(f"{root}: cannot create a workspace ({err.strerror or err})") from None
     if not git.is_repo(root) or git.git(root, "rev-parse", "--show-toplevel") != str(root):
         git.git(root, "init", "-q", "-b", "main")
-    source = train_script or Path(str(resources.files("pgolf.templates").joinpath("train_gpt.py")))
-    shutil.copyfile(source, ws.train_script)
-    atomic_write_text(ws.config_path, config_text)
-    atomic_write_text(root / ".gitignore", _template("gitignore"))
-    atomic_write_text(ws.program_md, template_text())
-    if force:
-        ws.results_tsv.unlink(missing_ok=True)
-    ws.ledger().create()
-    ws.runs_dir.mkdir(parents=True, exist_ok=True)
-    git.git(root, "add", *TRACKED_FILES)
+    git.git(root, "add", "--", *TRACKED_FILES)
     if git.git(root, "status", "--porcelain", "--", *TRACKED_FILES):
-        git.git(root, "commit", "-q", "-m", "pgolf init: baseline train_gpt.py")
+        # Only pgolf's files: whatever else the user had staged stays staged, uncommitted.
+        message = "pgolf init: adopt train_gpt.py" if kept_script else "pgolf init: baseline train_gpt.py"
+        git.git(root, "commit", "-q", "-m", message, "--", *TRACKED_FILES)
     return ws
+
+
+def _place_script(ws: Workspace, source: Path | None, *, force: bool) -> bool:
+    """Put the training script in place; an existing one is adopted unless `force`. True when kept."""
+    if ws.train_script.exists() and source is None and not force:
+        return True
+    source = source or Path(str(resources.files("pgolf.templates").joinpath("train_gpt.py")))
+    shutil.copyfile(source, ws.train_script)
+    return False
+
+
+def _merge_gitignore(path: Path) -> None:
+    """Add pgolf's ignore lines to a .gitignore, keeping every line the user already had."""
+    ours = _template("gitignore")
+    if not path.exists():
+        atomic_write_text(path, ours)
+        return
+    existing = path.read_text(encoding="utf-8")
+    have = {line.strip() for line in existing.splitlines()}
+    missing = [line for line in ours.splitlines() if line.strip() and line.strip() not in have]
+    if missing:
+        atomic_write_text(path, existing.rstrip("\n") + "\n" + "\n".join(missing) + "\n")

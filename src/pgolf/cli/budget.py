@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, fmt_usd, print_json
@@ -49,7 +50,7 @@ def budget_history(as_json: Annotated[bool, typer.Option("--json", help="Print J
     table = Table("when", "kind", "state", "estimated", "actual", "GPUs", "run", "description")
     for e in entries:
         table.add_row(_when(e.created_at), e.kind, e.state, fmt_usd(e.estimated_usd), fmt_usd(e.actual_usd),
-                      str(e.gpus or "-"), e.run_id, e.description)
+                      str(e.gpus or "-"), escape(e.run_id), escape(e.description))
     console.print(table)
     if not entries:
         console.print("nothing spent yet")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, print_json
@@ -22,19 +23,21 @@ def ledger(
     """Show the ledger of runs (results.tsv), newest last."""
     contents = current_workspace().ledger().load()
     rows = last_runs(contents.rows, last, tier)
+    for d in contents.damaged:  # on stderr, so --json stays parseable and damage is never hidden
+        err_console.print(f"[yellow]warning:[/] results.tsv line {d.line_number} is damaged: "
+                          f"{escape(d.reason)}")
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    for d in contents.damaged:
-        err_console.print(f"[yellow]warning:[/] results.tsv line {d.line_number} is damaged: {d.reason}")
     table = Table("run", "commit", "tier", "val_bpb", "bytes", "status", "promoted", "cost", "description")
     for r in rows:
         style = _STATUS_STYLE.get(r.status, "")
+        # Descriptions come from agents, LLMs and research: never markup.
         table.add_row(
-            r.run_id, r.commit[:8], r.tier, fmt_bpb(r.val_bpb),
+            escape(r.run_id), escape(r.commit[:8]), escape(r.tier), fmt_bpb(r.val_bpb),
             "-" if r.artifact_bytes is None else f"{r.artifact_bytes:,}",
             f"[{style}]{r.status}[/]" if style else r.status, r.promoted,
-            f"${r.cost_usd:.2f}" if r.cost_usd else "-", r.description,
+            f"${r.cost_usd:.2f}" if r.cost_usd else "-", escape(r.description),
         )
     console.print(table)
     if not rows:

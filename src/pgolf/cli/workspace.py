@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_usd, print_json
@@ -19,9 +20,14 @@ def init(
     ruleset: Annotated[
         str, typer.Option(help=f"Challenge track: {', '.join(RULESETS)}.")
     ] = DEFAULT_RULESET,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing workspace.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite an existing workspace's pgolf.toml and program.md, and replace an "
+                        "existing train_gpt.py by the baseline. results.tsv is always kept.")] = False,
 ) -> None:
-    """Create a workspace: a git repo with train_gpt.py, pgolf.toml, program.md and results.tsv."""
+    """Create a workspace: a git repo with train_gpt.py, pgolf.toml, program.md and results.tsv.
+
+    An existing train_gpt.py in DIRECTORY is adopted (committed as the starting point) unless --force.
+    """
     ws = init_workspace(directory, ruleset=ruleset, force=force)
     console.print(f"Created pgolf workspace in [bold]{ws.root}[/] (ruleset {ruleset}).")
     console.print("Next: edit pgolf.toml (data paths, budget), then `pgolf status` and `pgolf run`.")
@@ -58,12 +64,13 @@ def status(
                   f"train {train} on {rules['gpu_count']}×{rules['gpu_kind']}")
     console.print(f"[bold]Runs[/]      {data['runs']}")
     for d in data["damaged_lines"]:
-        console.print(f"[yellow]warning:[/] results.tsv line {d['line']} is damaged: {d['reason']}")
+        console.print(f"[yellow]warning:[/] results.tsv line {d['line']} is damaged: {escape(d['reason'])}")
     if data["best"]:
         table = Table("tier", "val_bpb", "artifact bytes", "commit", "description", title="Best per tier")
         for tier, row in sorted(data["best"].items()):
             size = "-" if row["artifact_bytes"] is None else f"{row['artifact_bytes']:,}"
-            table.add_row(tier, fmt_bpb(row["val_bpb"]), size, row["commit"][:8], row["description"])
+            table.add_row(escape(tier), fmt_bpb(row["val_bpb"]), size, escape(row["commit"][:8]),
+                          escape(row["description"]))
         console.print(table)
     else:
         console.print("[bold]Best[/]      no scored run yet")

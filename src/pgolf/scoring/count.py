@@ -82,8 +82,8 @@ def count_scored_bytes(
     taken_back = 0
     for prev, chunk in _target_chunks(shards, targets, chunk_tokens):
         counts = np.bincount(chunk, minlength=table)
-        if counts.size > table:
-            top = int(np.flatnonzero(counts)[-1])
+        if counts.size > table or prev >= table:  # the stream's first token is only ever a `prev`
+            top = max(prev, int(np.flatnonzero(counts)[-1]))
             raise DataError(f"token id {top} is out of range for the tokenizer's {table} ids")
         hist += counts
         present = boundary_ids[counts[boundary_ids] > 0]
