@@ -174,6 +174,32 @@ def test_llm_failures_are_reported_never_cached_and_retried_next_time(tmp_path: 
     assert stored_grades(store, store.list(), digest)[GPTQ_PAPER.id].score == 17
 
 
+def _without_competitor_field(*ids: str) -> str:
+    reply = json.loads(_grades_reply(*ids))
+    for grade in reply["grades"]:
+        del grade["competitor_validated"]
+    return json.dumps(reply)
+
+
+def test_a_reply_without_competitor_validated_is_malformed_when_competitors_are_known(tmp_path: Path):
+    store = ResearchStore(tmp_path / "research.db")
+    store.upsert([GPTQ_PAPER])
+    context = _context()
+    assert context.with_competitors
+    with serve([openai_reply(_without_competitor_field(GPTQ_PAPER.id))]) as server:
+        grader = _llm(server.url)
+        report = grade_pending(store, context, grader)
+    assert len(server.requests) == 2  # retried once, with the reason
+    assert "grades.0.competitor_validated: Field required" in server.requests[1].body["messages"][1]["content"]
+    assert report.graded == 0
+    assert "malformed grader reply twice: grades.0.competitor_validated" in report.failures[GPTQ_PAPER.id]
+    assert stored_grades(store, store.list(), context.digest(grader.name)) == {}  # never cached as 0
+    # Without competitor data the field is not asked for, so a reply without it is whole.
+    with serve([openai_reply(_without_competitor_field(GPTQ_PAPER.id))]) as server:
+        run = _llm(server.url).grade([GPTQ_PAPER], _context(competitors=[]))
+    assert len(server.requests) == 1 and run.grades[0].score == 15 and not run.failures
+
+
 def test_llm_http_errors_become_failures():
     with serve([Scripted(500, {"error": {"message": "down"}})]) as server:
         run = _llm(server.url).grade([GPTQ_PAPER], _context())

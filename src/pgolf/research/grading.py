@@ -381,18 +381,27 @@ class _Reply(BaseModel):
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.M)
 
 
-def parse_reply(text: str) -> list[_ReplyGrade]:
-    """The grades in an LLM reply; raises ValueError naming what was wrong."""
+def parse_reply(text: str, *, with_competitors: bool = False) -> list[_ReplyGrade]:
+    """The grades in an LLM reply; raises ValueError naming what was wrong.
+
+    With competitor data the prompt asks for `competitor_validated`, so a grade without it is
+    malformed (a missing score must never be read as 0).
+    """
     body = _FENCE.sub("", text.strip())
     start, end = body.find("{"), body.rfind("}")
     if start < 0 or end <= start:
         raise ValueError("no JSON object in the reply")
     try:
-        return _Reply.model_validate_json(body[start:end + 1]).grades
+        grades = _Reply.model_validate_json(body[start:end + 1]).grades
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "reply"
         raise ValueError(f"{where}: {first['msg']}") from None
+    if with_competitors:
+        for index, grade in enumerate(grades):
+            if grade.competitor_validated is None:
+                raise ValueError(f"grades.{index}.{COMPETITOR_CRITERION}: Field required")
+    return grades
 
 
 class Completer(Protocol):
@@ -436,7 +445,7 @@ class LLMGrader:
                 "Reply with only the JSON object described above.")
             reply = self.client.complete(system, prompt, max_tokens=self.max_tokens, purpose="research grading")
             try:
-                parsed = parse_reply(reply.text)
+                parsed = parse_reply(reply.text, with_competitors=context.with_competitors)
             except ValueError as err:
                 problem = str(err)
                 continue
