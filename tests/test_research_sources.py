@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,3 +300,10 @@ def test_min_interval_spaces_requests(apis: FakeApis) -> None:
 
     asyncio.run(go())
     assert len(slept) == 2 and all(2.5 < s <= 3.0 for s in slept)
+
+
+def test_sources_do_not_depend_on_the_store() -> None:
+    # A source only produces items; the store (SQLite, dedup) must stay a later stage it never imports.
+    code = "import sys, pgolf.research.sources; print(sorted(m for m in sys.modules if m.startswith('pgolf.research')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pgolf.research.sources.tavily" in loaded and "pgolf.research.store" not in loaded

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pgolf.research.items import ResearchItem
+from pgolf.research.items import ResearchItem, normalize_url
 from pgolf.research.sanitize import AGENT_INSTRUCTION_FLAG, REMOVED
-from pgolf.research.store import ResearchStore, normalize_title, normalize_url
+from pgolf.research.store import ResearchStore, normalize_title
 
 
 class _Clock:

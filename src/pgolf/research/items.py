@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -39,3 +40,10 @@ class ResearchItem:
 def authority_tier(authority: float) -> int:
     """The band of an authority in 0..1: 1 academic (>= 0.8), 2 community (>= 0.5), 3 general web."""
     return 1 if authority >= 0.8 else 2 if authority >= 0.5 else 3
+
+
+def normalize_url(url: str) -> str:
+    """Scheme, `www.`, trailing slash, fragment and arXiv version suffix dropped."""
+    u = url.strip().lower().split("#", 1)[0]
+    u = re.sub(r"^https?://(www\.)?", "", u).rstrip("/")
+    return re.sub(r"(arxiv\.org/(?:abs|pdf)/[0-9.]+)v\d+(\.pdf)?$", r"\1", u)

@@ -27,7 +27,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
-from pgolf.research.items import ResearchItem, authority_tier
+from pgolf.research.items import ResearchItem, authority_tier, normalize_url
 from pgolf.research.sanitize import (
     ABSTRACT_LIMIT,
     AGENT_INSTRUCTION_FLAG,
@@ -161,13 +161,6 @@ def normalize_title(title: str) -> str:
     decomposed = unicodedata.normalize("NFKD", title)
     folded = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
     return " ".join(_WORD.findall(folded))
-
-
-def normalize_url(url: str) -> str:
-    """Scheme, `www.`, trailing slash, fragment and arXiv version suffix dropped."""
-    u = url.strip().lower().split("#", 1)[0]
-    u = re.sub(r"^https?://(www\.)?", "", u).rstrip("/")
-    return re.sub(r"(arxiv\.org/(?:abs|pdf)/[0-9.]+)v\d+(\.pdf)?$", r"\1", u)
 
 
 def _utc_now() -> datetime:

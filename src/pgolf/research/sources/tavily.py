@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pgolf.config import TavilySource
-from pgolf.research.items import ResearchItem
+from pgolf.research.items import ResearchItem, normalize_url
 from pgolf.research.sources.base import (
     SourceContext,
     SourceError,
@@ -20,7 +20,6 @@ from pgolf.research.sources.base import (
     short_hash,
     within,
 )
-from pgolf.research.store import normalize_url
 
 ACADEMIC_DOMAINS = ("arxiv.org", "openreview.net", "semanticscholar.org", "aclanthology.org", "aclweb.org",
                     "proceedings.mlr.press", "papers.nips.cc", "neurips.cc", "jmlr.org")
