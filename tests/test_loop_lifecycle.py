@@ -14,7 +14,7 @@ from pgolf import git
 from pgolf.cli.app import app
 from pgolf.errors import ConfigError, LockedError, WorkspaceError
 from pgolf.ledger import COLUMNS
-from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
+from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX, Lab
 from pgolf.loop.proposers.base import Proposal, ProposalContext
 from pgolf.loop.supervisor import run_loop, workspace_lock
 
@@ -182,3 +182,35 @@ def test_cli_run_json_and_bad_proposer(tmp_path: Path):
     assert [r["kind"] for r in data["runs"]] == ["baseline", "baseline", "experiment"]
     bad = runner.invoke(app, ["-w", str(ws.root), "run", "--proposer", "magic"])
     assert bad.exit_code == 2 and "choose one of search, agent, llm" in bad.output
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing after the point it is raised runs."""
+
+
+def test_a_proposal_committed_but_not_yet_in_flight_survives_a_kill(tmp_path: Path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    run_loop(ws, experiments=0)  # the noise floor
+    save = Lab._save_inflight
+
+    def die_once_committed(lab: Lab, state: Any) -> None:
+        if state.kind == "experiment" and state.phase == "running":
+            raise _Killed  # the commit is made; inflight.json still says "proposing"
+        save(lab, state)
+
+    monkeypatch.setattr(Lab, "_save_inflight", die_once_committed)
+    edit = ("deeper", lambda t: t.replace('"NUM_LAYERS", 4', '"NUM_LAYERS", 5'))
+    with pytest.raises(_Killed):
+        run_loop(ws, experiments=1, proposer=ScriptedProposer([edit]))
+    monkeypatch.setattr(Lab, "_save_inflight", save)
+    committed = git.head_commit(ws.root)
+    assert committed != git.git(ws.root, "rev-parse", BEST_BRANCH)
+
+    summary = run_loop(ws, experiments=0)
+    assert summary.recovered == "recorded the interrupted run r0003 as aborted"
+    row = ws.ledger().rows()[-1]
+    assert row.run_id == "r0003" and row.status == "aborted" and row.commit == committed
+    # The diff is kept under the run's tag, not only in the reflog.
+    assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}r0003^{{commit}}") == committed
+    assert '"NUM_LAYERS", 5' in git.git(ws.root, "show", f"{TAG_PREFIX}r0003:train_gpt.py")
+    assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)

@@ -153,6 +153,26 @@ def test_llm_diff_touching_another_file_is_rejected_and_the_cap_stops_the_loop(t
     assert summary.stop_reason.startswith("LLM spend limit reached")
 
 
+# A content change to train_gpt.py followed by git headers that rename another file or change a mode:
+# the ---/+++ lines name only train_gpt.py, but `git apply` would do the rest too.
+RENAME = VALID.replace("```\n", "diff --git a/pgolf.toml b/gone.toml\nsimilarity index 100%\n"
+                       "rename from pgolf.toml\nrename to gone.toml\n```\n")
+MODE = VALID.replace("```\n", "diff --git a/train_gpt.py b/train_gpt.py\nold mode 100644\nnew mode 100755\n```\n")
+
+
+def test_llm_diff_that_renames_or_changes_modes_is_rejected(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    with serve([openai_reply(RENAME), openai_reply(MODE)]) as server:
+        _use_llm(ws, server.url)
+        run_loop(ws, experiments=2)
+    rename, mode = ws.ledger().rows()[2:]
+    assert rename.status == "rejected" and "rename pgolf.toml => gone.toml" in rename.description
+    assert mode.status == "rejected" and "mode change" in mode.description
+    assert ws.config_path.is_file() and not (ws.root / "gone.toml").exists()
+    assert git.git(ws.root, "status", "--porcelain", "--", "train_gpt.py") == ""
+    assert not (ws.run_dir(rename.run_id) / "train.log").exists()
+
+
 def test_extract_diff_from_fenced_and_bare_replies():
     assert extract_diff(VALID).startswith("--- a/train_gpt.py")
     bare = "Here:\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b"

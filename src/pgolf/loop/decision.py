@@ -27,7 +27,7 @@ class RunFacts:
 
 @dataclass(frozen=True)
 class Gate:
-    """One hard gate's verdict."""
+    """One gate's verdict with its evidence: a hard gate of a run, or a check a promotion must pass."""
 
     name: str
     passed: bool

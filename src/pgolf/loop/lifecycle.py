@@ -12,12 +12,12 @@ import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from pgolf import git
 from pgolf.atomic import atomic_write_text
+from pgolf.clock import utc_now_iso
 from pgolf.compute.base import Backend, RunOutcome, RunRequest
 from pgolf.compute.local import LocalBackend, kill_group
 from pgolf.config import PgolfConfig
@@ -32,12 +32,11 @@ from pgolf.loop.preflight import preflight
 from pgolf.loop.promotion import decide_promotion, write_promotion
 from pgolf.loop.proposers.base import Proposal, ProposalContext, Proposer
 from pgolf.program import update_program
-from pgolf.workspace import Workspace
+from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 BEST_BRANCH = "pgolf/best"
 EXPLORE_BRANCH = "pgolf/explore"
 TAG_PREFIX = "pgolf/exp/"
-SCRIPT = "train_gpt.py"
 INFLIGHT_NAME = "inflight.json"
 DIFF_NAME = "diff.patch"
 DECISION_NAME = "decision.json"
@@ -105,10 +104,6 @@ class InFlight:
     status: str = ""
     pgolf_pid: int = 0
     child_pid: int = 0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _code_lines(text: str) -> int:
@@ -182,8 +177,8 @@ class Lab:
         root = self.ws.root
         if not git.is_repo(root):
             raise WorkspaceError(f"{root} is not a git repository; run `pgolf init` there first")
-        if self._git("status", "--porcelain", "--", SCRIPT):
-            raise WorkspaceError(f"{SCRIPT} has uncommitted changes; commit them (they become the "
+        if self._git("status", "--porcelain", "--", TRAIN_SCRIPT):
+            raise WorkspaceError(f"{TRAIN_SCRIPT} has uncommitted changes; commit them (they become the "
                                  "starting point) or discard them before `pgolf run`")
         if not self._git("rev-parse", "--verify", "-q", f"refs/heads/{BEST_BRANCH}", check=False):
             self._git("branch", BEST_BRANCH, "HEAD")
@@ -200,7 +195,7 @@ class Lab:
     def _reset_to_best(self) -> None:
         """Point pgolf/explore at the best and restore its script; other files are left as they are."""
         self._git("reset", "-q", "--mixed", BEST_BRANCH)
-        self._git("checkout", "-q", "--", SCRIPT)
+        self._git("checkout", "-q", "--", TRAIN_SCRIPT)
 
     def _move_git(self, state: InFlight, status: str) -> None:
         """After the row is written: keep advances pgolf/best; anything else is tagged and reset."""
@@ -255,7 +250,7 @@ class Lab:
 
     def _tracker_info(self, commit: str, env: dict[str, str]) -> dict[str, Any]:
         """Tokens per step and the wallclock limit, for the display's rates and ETA."""
-        script = self._git("show", f"{commit}:{SCRIPT}")
+        script = self._git("show", f"{commit}:{TRAIN_SCRIPT}")
         tokens = env.get("TRAIN_BATCH_TOKENS")
         if tokens is None:
             param = find(read_hyperparameters(script), "TRAIN_BATCH_TOKENS")
@@ -313,7 +308,7 @@ class Lab:
             promoted=promoted, cost_usd=cost, description=description, source_item=state.source_item,
             run_id=state.run_id, parent_run=state.parent_run, seed=state.seed,
             steps=result.steps if result else None, train_seconds=result.train_seconds if result else None,
-            finished_at=_now(),
+            finished_at=utc_now_iso(),
         )
 
     def _record(self, state: InFlight, row: LedgerRow, proposer: Proposer | None) -> None:
@@ -424,8 +419,8 @@ class Lab:
 
     def _run_proposal(self, state: InFlight, proposer: Proposer, best_bpb: float | None,
                       noise: NoiseFloor | None, run_dir: Path) -> ExperimentRecord:
-        parent_source = self._git("show", f"{state.parent_commit}:{SCRIPT}")
-        self._git("add", SCRIPT)
+        parent_source = self._git("show", f"{state.parent_commit}:{TRAIN_SCRIPT}")
+        self._git("add", TRAIN_SCRIPT)
         self._git("commit", "-q", "-m", f"{state.run_id}: {state.description}")
         state.commit = git.head_commit(self.ws.root)
         state.phase = "running"
@@ -496,6 +491,10 @@ class Lab:
             return f"finished recording {state.run_id} ({recorded[state.run_id].status})"
         if state.phase == "proposing":
             status, reason = "aborted", "pgolf stopped while the proposer was working"
+            head = git.head_commit(self.ws.root)
+            if head != state.parent_commit:
+                # Committed before inflight.json could say so: adopt the commit so that it is tagged.
+                state.commit, reason = head, "pgolf stopped after committing the proposal, before running it"
         else:
             status, reason = "crash", "in flight when pgolf was killed; recorded by the next start"
         result = read_run_result(self.ws.run_dir(state.run_id)) if state.phase == "running" else None

@@ -16,19 +16,13 @@ from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.ledger import LedgerRow
+from pgolf.loop.decision import Gate
 
 PROMOTION_NAME = "promotion.json"
 # Seconds a remote run is expected to hold its pod: training, evaluation, and set-up around them.
 _REMOTE_OVERHEAD_SECONDS = 600.0
-
-
-@dataclass(frozen=True)
-class PromotionGate:
-    """One check a promotion must pass, with the evidence."""
-
-    name: str
-    passed: bool
-    detail: str
+# The name pgolf.loop.promote imports; one class with the hard gates (a check and its evidence).
+PromotionGate = Gate
 
 
 @dataclass
@@ -39,7 +33,7 @@ class PromotionDecision:
     reason: str
     reference_bpb: float | None = None
     relative_gain: float | None = None
-    gates: list[PromotionGate] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping for promotion.json."""
@@ -84,12 +78,12 @@ def decide_promotion(config: PgolfConfig, budget: BudgetManager, rows: Iterable[
     estimate, gpus = _estimated_cost(config, budget)
     verdict = budget.can_submit(estimate)
     gates = [
-        PromotionGate("relative_gain", gain >= needed,
+        Gate("relative_gain", gain >= needed,
                       f"{gain:.2%} over {reference:.4f} (needs {needed:.2%})"),
-        PromotionGate("artifact_bytes", artifact_bytes is not None and artifact_bytes <= limit,
+        Gate("artifact_bytes", artifact_bytes is not None and artifact_bytes <= limit,
                       f"{artifact_bytes if artifact_bytes is not None else 'unknown'} of {limit:,}"),
         # The budget can change before the queue runs; the executor checks again and may wait.
-        PromotionGate("budget", verdict.ok, f"~${estimate:.2f} for {gpus} GPUs: {verdict.reason}"),
+        Gate("budget", verdict.ok, f"~${estimate:.2f} for {gpus} GPUs: {verdict.reason}"),
     ]
     if not (gates[0].passed and gates[1].passed):
         failed = next(g for g in gates if not g.passed)

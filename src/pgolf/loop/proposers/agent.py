@@ -20,18 +20,17 @@ from pgolf.errors import ConfigError
 from pgolf.loop.handoff import build_handoff
 from pgolf.loop.proposers.base import Proposal, ProposalContext
 from pgolf.program import read_sections
-from pgolf.workspace import Workspace
+from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 HANDOFF_NAME = "handoff.md"
 AGENT_LOG = "agent.log"
 DESCRIPTION_NAME = "description.txt"
-SCRIPT = "train_gpt.py"
 _POLL_SECONDS = 0.2
 
 
 def _protected_files(ws: Workspace) -> list[Path]:
     """Every file the agent must not change: pgolf's records and the tracked files besides the script."""
-    tracked = [ws.root / name for name in git.git(ws.root, "ls-files", "-z").split("\0") if name and name != SCRIPT]
+    tracked = [ws.root / name for name in git.git(ws.root, "ls-files", "-z").split("\0") if name and name != TRAIN_SCRIPT]
     return [ws.results_tsv, ws.budget_json, *tracked]
 
 
@@ -107,18 +106,18 @@ class AgentProposer:
         if committed:
             notes.append("pgolf undid the agent's own commits")
         if restored:
-            notes.append(f"pgolf restored {', '.join(restored)} (only {SCRIPT} may change)")
-        changed = bool(git.git(self.ws.root, "status", "--porcelain", "--", SCRIPT))
+            notes.append(f"pgolf restored {', '.join(restored)} (only {TRAIN_SCRIPT} may change)")
+        changed = bool(git.git(self.ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT))
         description = description_file.read_text(encoding="utf-8").strip().splitlines()[:1] \
             if description_file.exists() else []
         text = "agent: " + (description[0] if description else "no description given")
         if notes:
             text += " [" + "; ".join(notes) + "]"
         if problem:
-            git.git(self.ws.root, "checkout", "-q", "--", SCRIPT)
+            git.git(self.ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)
             return Proposal(f"agent {problem}; its change was not run", changed=False)
         if not changed:
-            return Proposal(f"agent made no change to {SCRIPT}", changed=False)
+            return Proposal(f"agent made no change to {TRAIN_SCRIPT}", changed=False)
         return Proposal(text)
 
     def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:

@@ -6,6 +6,7 @@ A reply without a diff, or a diff that fails `git apply --check`, is recorded as
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pgolf import git
@@ -15,11 +16,10 @@ from pgolf.config import PgolfConfig
 from pgolf.llm import LLMClient
 from pgolf.loop.proposers.base import Proposal, ProposalContext
 from pgolf.research.inject import render_experiments
-from pgolf.workspace import Workspace
+from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 REPLY_NAME = "llm_reply.txt"
 PROPOSED_PATCH = "proposed.patch"
-SCRIPT = "train_gpt.py"
 _PROGRAM_CHARS = 12_000
 
 SYSTEM_PROMPT = """You improve a language-model training script for OpenAI's Parameter Golf challenge:
@@ -52,14 +52,18 @@ def extract_diff(text: str) -> str | None:
     return None
 
 
-def _touched_files(diff: str) -> set[str]:
-    names = set()
-    for line in diff.splitlines():
-        if line.startswith(("--- ", "+++ ")):
-            name = line[4:].split("\t")[0].strip()
-            if name != "/dev/null":
-                names.add(name.removeprefix("a/").removeprefix("b/"))
-    return names
+def _forbidden_change(root: Path, patch: Path) -> str:
+    """Why `git apply` of the patch would do more than edit train_gpt.py's content; "" when it would not.
+
+    git's own reading of the patch is asked, so renames, copies, new or deleted files and mode changes
+    (which carry no ---/+++ lines of their own) are seen as well.
+    """
+    listing = git.git(root, "apply", "--numstat", "--summary", "--recount", str(patch))
+    summary = [line.strip() for line in listing.splitlines() if line.startswith(" ")]
+    if summary:
+        return f"the diff would {'; '.join(summary)}; only the content of {TRAIN_SCRIPT} may change"
+    others = sorted({line.split("\t", 2)[-1] for line in listing.splitlines() if line} - {TRAIN_SCRIPT})
+    return f"the diff touches {', '.join(others)}; only {TRAIN_SCRIPT} may change" if others else ""
 
 
 def build_prompt(ctx: ProposalContext) -> str:
@@ -69,7 +73,7 @@ def build_prompt(ctx: ProposalContext) -> str:
     return "\n\n".join([
         "# program.md\n" + program[:_PROGRAM_CHARS],
         "# Experiment history\n" + render_experiments(ctx.rows),
-        f"# {SCRIPT} (current best, commit {ctx.best_commit[:8]})\n```python\n{script}```",
+        f"# {TRAIN_SCRIPT} (current best, commit {ctx.best_commit[:8]})\n```python\n{script}```",
     ])
 
 
@@ -91,18 +95,18 @@ class LlmProposer:
         diff = extract_diff(reply.text)
         if diff is None:
             return Proposal(description, rejected="the reply holds no unified diff")
-        touched = _touched_files(diff)
-        if touched - {SCRIPT}:
-            return Proposal(description, rejected=f"the diff touches {', '.join(sorted(touched - {SCRIPT}))}; "
-                                                  f"only {SCRIPT} may change")
         patch = ctx.run_dir / PROPOSED_PATCH
         atomic_write_text(patch, diff)
         try:
-            git.git(self.ws.root, "apply", "--check", "--recount", str(patch))
+            forbidden = _forbidden_change(self.ws.root, patch)
+            if not forbidden:
+                git.git(self.ws.root, "apply", "--check", "--recount", str(patch))
         except git.GitError as err:
             return Proposal(description, rejected=f"the diff does not apply: {err}")
+        if forbidden:
+            return Proposal(description, rejected=forbidden)
         git.git(self.ws.root, "apply", "--recount", str(patch))
-        if not git.git(self.ws.root, "status", "--porcelain", "--", SCRIPT):
+        if not git.git(self.ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
             return Proposal(description + " (the diff changes nothing)", changed=False)
         return Proposal(description)
 
