@@ -23,6 +23,8 @@ import os, pathlib, subprocess, sys
 handoff = pathlib.Path(os.environ["PGOLF_HANDOFF"]).read_text()
 assert "pgolf handoff" in handoff and "noise floor" in handoff, handoff
 mode = sys.argv[1]
+seen = [k for k in ("RUNPOD_API_KEY", "ANTHROPIC_API_KEY") if k in os.environ]
+pathlib.Path(os.environ["PGOLF_HANDOFF"]).with_name("keys_seen.txt").write_text(" ".join(seen))
 script = pathlib.Path("train_gpt.py")
 if mode == "none":
     sys.exit(0)
@@ -54,7 +56,10 @@ def _agent_workspace(tmp_path: Path, mode: str, timeout: float = 60) -> Workspac
     return ws
 
 
-def test_agent_edits_the_script_and_pgolf_runs_it(tmp_path: Path):
+def test_agent_edits_the_script_and_pgolf_runs_it(tmp_path: Path, monkeypatch):
+    # The agent may need its own key; the key pgolf spends money with on RunPod is not its to see.
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp-secret")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "agent-key")
     ws = _agent_workspace(tmp_path, "edit")
     run_loop(ws, experiments=1)
     row = ws.ledger().rows()[-1]
@@ -64,6 +69,7 @@ def test_agent_edits_the_script_and_pgolf_runs_it(tmp_path: Path):
     assert '"MATRIX_LR", 0.02' in git.git(ws.root, "show", f"{row.commit}:train_gpt.py")
     folder = ws.run_dir(row.run_id)
     assert (folder / "handoff.md").is_file() and (folder / "agent.log").is_file()
+    assert (folder / "keys_seen.txt").read_text() == "ANTHROPIC_API_KEY"
     assert "-    matrix_lr" in (folder / "diff.patch").read_text()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from pgolf import git
 from pgolf.atomic import atomic_write_text
 from pgolf.compute.local import kill_group
+from pgolf.compute.runpod import API_KEY_ENV as RUNPOD_KEY_ENV
 from pgolf.config import PgolfConfig
 from pgolf.errors import ConfigError
 from pgolf.loop.handoff import build_handoff
@@ -26,6 +27,13 @@ HANDOFF_NAME = "handoff.md"
 AGENT_LOG = "agent.log"
 DESCRIPTION_NAME = "description.txt"
 _POLL_SECONDS = 0.2
+# Secrets for paid services pgolf drives itself: an agent has no business starting pods.
+_WITHHELD_KEYS = frozenset({RUNPOD_KEY_ENV})
+
+
+def _agent_environment() -> dict[str, str]:
+    """pgolf's environment less the keys pgolf itself spends money with (the agent keeps its own)."""
+    return {name: value for name, value in os.environ.items() if name not in _WITHHELD_KEYS}
 
 
 def _protected_files(ws: Workspace) -> list[Path]:
@@ -96,7 +104,7 @@ class AgentProposer:
                                 description_file=str(description_file))
         handoff_path = ctx.run_dir / HANDOFF_NAME
         atomic_write_text(handoff_path, handoff)
-        env = {**os.environ, "PGOLF_HANDOFF": str(handoff_path), "PGOLF_DESCRIPTION_FILE": str(description_file),
+        env = {**_agent_environment(), "PGOLF_HANDOFF": str(handoff_path), "PGOLF_DESCRIPTION_FILE": str(description_file),
                "PGOLF_WORKSPACE": str(self.ws.root)}
         protected = _snapshot(_protected_files(self.ws))
         problem = self._run_agent(ctx, env)
