@@ -243,6 +243,28 @@ def test_bad_input_is_one_line_and_exit_code_1(demo_dataset, tmp_path):
     assert run.result["status"] == "crashed" and "no train shards" in run.result["reason"]
 
 
+def test_malformed_hyperparameters_are_one_line_naming_each_variable(demo_dataset, tmp_path):
+    # The block converts at import, before main runs: these must still end as bad input, with a result.
+    run = run_script(tmp_path, demo_dataset, {**MICRO, "SEED": "abc", "NUM_LAYERS": "two"})
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    reason = ("SEED: invalid literal for int() with base 10: 'abc'; "
+              "NUM_LAYERS: invalid literal for int() with base 10: 'two'")
+    assert run.stderr.strip().splitlines() == [f"StopRun: {reason}"]
+    result = run.result
+    assert result["status"] == "crashed" and result["reason"] == reason
+    assert result["seed"] is None and result["steps"] is None
+
+
+def test_missing_tokenizer_is_one_line_and_a_crashed_result(demo_dataset, tmp_path):
+    missing = tmp_path / "absent.model"
+    run = run_script(tmp_path, demo_dataset, {**MICRO, "TOKENIZER_PATH": str(missing)})
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        f"StopRun: TOKENIZER_PATH={missing}: no SentencePiece .model file there"]
+    assert run.result["status"] == "crashed" and "TOKENIZER_PATH" in run.result["reason"]
+
+
 def test_byte_tables_equal_pgolfs_canonical_tables(shared_data, demo_dataset):
     import sentencepiece as spm
 

@@ -42,6 +42,7 @@ import lzma
 import math
 import os
 import random
+import re
 import sys
 import time
 import traceback
@@ -62,6 +63,27 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 # -----------------------------------------------------------------------------
 # Hyperparameters: one line each, read from the environment. pgolf's search rewrites these default
 # literals in place, so keep them literal and one per line.
+
+
+def _set_aside_malformed_hyperparameters() -> list[str]:
+    """Unset each hyperparameter variable whose value does not parse as its type; say why, one per variable.
+
+    The class below converts its values as it is defined, at import, before main's error handling exists.
+    Set aside here, a malformed value (SEED=abc) reaches main, which stops the run as bad input.
+    """
+    source = Path(__file__).read_text(encoding="utf-8")
+    block = source.split("\nclass Hyperparameters:\n", 1)[1].split("\n\n\n", 1)[0]
+    problems = []
+    for kind, name in re.findall(r'\b(int|float)\(os\.environ\.get\("(\w+)"', block):
+        try:
+            {"int": int, "float": float}[kind](os.environ.get(name, "0"))
+        except ValueError as err:
+            problems.append(f"{name}: {err}")
+            del os.environ[name]
+    return problems
+
+
+MALFORMED_HYPERPARAMETERS = _set_aside_malformed_hyperparameters()
 
 
 class Hyperparameters:
@@ -708,8 +730,7 @@ class ResultFile:
         self.path = Path(path) if path else None
         self.master = int(os.environ.get("RANK", 0)) == 0
         self.fields: dict[str, object] = dict.fromkeys(RESULT_KEYS)
-        self.fields.update(reason="", curve=[], seed=Hyperparameters.seed,
-                           hyperparameters=hyperparameter_values())
+        self.fields.update(reason="", curve=[])
 
     def update(self, **fields: object) -> None:
         self.fields.update(fields)
@@ -828,7 +849,10 @@ def muon_momentum_at(args: Hyperparameters, step: int) -> float:
 
 def main(result: ResultFile) -> None:
     """One whole run; raises StopRun subclasses for the ways it can end early."""
+    if MALFORMED_HYPERPARAMETERS:
+        raise StopRun("; ".join(MALFORMED_HYPERPARAMETERS))
     args = Hyperparameters()
+    result.update(seed=args.seed, hyperparameters=hyperparameter_values())
     here = Path(__file__).resolve().parent  # outputs go next to the script: the run folder under pgolf
     code = Path(__file__).read_text(encoding="utf-8")
     run_id = args.run_id or str(uuid.uuid4())
