@@ -56,7 +56,7 @@ def _json_scores(records: Path) -> dict[str, float]:
 def test_every_submission_json_score_is_carried(shared_data: Path):
     records = shared_data / "records"
     expected = _json_scores(records)
-    entries = {e.pr_or_folder: e for e in scan_records_tree(records)}
+    entries = {e.pr_or_folder: e for e in scan_records_tree(records).entries}
     assert len(expected) == 41
     for folder, value in expected.items():
         assert entries[folder].val_bpb == value, folder
@@ -71,7 +71,7 @@ def test_every_submission_json_score_is_carried(shared_data: Path):
 def test_readme_only_extraction_agrees_and_misses_are_known(shared_data: Path):
     records = shared_data / "records"
     expected = _json_scores(records)
-    readme_only = {e.pr_or_folder: e for e in scan_records_tree(records, use_json=False)}
+    readme_only = {e.pr_or_folder: e for e in scan_records_tree(records, use_json=False, use_logs=False).entries}
     misses = {folder for folder, value in expected.items()
               if readme_only[folder].val_bpb is None or abs(readme_only[folder].val_bpb - value) > 0.0005}
     assert misses == set(README_MISSES)
@@ -81,6 +81,77 @@ def test_readme_only_extraction_agrees_and_misses_are_known(shared_data: Path):
     assert agree_record >= 0.90  # 31 of 33 record-track folders
     assert agree_all >= 0.90  # 37 of 41 with the non-record track's studies included
     assert all(e.source == "readme" for e in readme_only.values() if e.val_bpb is not None)
+
+
+def test_every_records_folder_is_an_entry_or_reported(shared_data: Path):
+    records = shared_data / "records"
+    folders = [p for p in records.glob("*/*") if p.is_dir()]
+    report = scan_records_tree(records)
+    assert len(folders) == 45 and len(report.entries) == 45
+    assert report.skipped == [] and report.warnings == []
+    # Only a train.log: its final score (the sliding-window exact line), read by the log parser.
+    only_log = {e.pr_or_folder: e for e in report.entries}[
+        "records/track_10min_16mb/2026-03-19_int6_STE QAT_ MLP_bigram _U_Net"]
+    assert (only_log.val_bpb, only_log.source, only_log.date) == (1.15977898, "log", "2026-03-19")
+    xnor = {e.pr_or_folder: e for e in report.entries}[
+        "records/track_non_record_16mb/2026-04-05_118M_XNOR-Net_FP8_1024D_10L"]
+    assert xnor.author == "Ciprian-Florin Ifrim"  # the README's "-- April 2026" is not part of the name
+
+
+def _records_tree(root: Path) -> Path:
+    """A records tree with a folder of each awkward kind."""
+    track = root / "records" / RECORD_TRACK
+    folders = {name: track / name for name in ("2026-05-01_LogOnly", "2026-05-02_Nothing",
+                                                "2026-05-03_BadJson", "2026-05-04_BadJsonOnly", "2026-05-05_Seeds")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    (folders["2026-05-01_LogOnly"] / "train.log").write_text(
+        "step:100/100 val_loss:2.1 val_bpb:1.2500\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.23456789\n")
+    (folders["2026-05-02_Nothing"] / "notes.txt").write_text("to do\n")
+    (folders["2026-05-03_BadJson"] / "submission.json").write_text('{"val_bpb": 1.1,')
+    (folders["2026-05-03_BadJson"] / "README.md").write_text("# Bad JSON\n\n**val_bpb: 1.1500**\n")
+    (folders["2026-05-04_BadJsonOnly"] / "submission.json").write_text("[1.1]")
+    for seed, value in ((1, "1.2000"), (2, "1.2200")):
+        (folders["2026-05-05_Seeds"] / f"train_seed{seed}.log").write_text(
+            f"final_int6_roundtrip_exact val_loss:2.0 val_bpb:{value}\n")
+    return root / "records"
+
+
+def test_awkward_folders_are_scored_from_logs_or_reported(tmp_path: Path):
+    report = scan_path(_records_tree(tmp_path))
+    entries = {e.pr_or_folder.rsplit("/", 1)[-1]: e for e in report.entries}
+    assert (entries["2026-05-01_LogOnly"].val_bpb, entries["2026-05-01_LogOnly"].source) == (1.23456789, "log")
+    assert entries["2026-05-05_Seeds"].val_bpb == pytest.approx(1.21)  # the mean over the seeds' logs
+    assert (entries["2026-05-03_BadJson"].val_bpb, entries["2026-05-03_BadJson"].source) == (1.15, "readme")
+    assert [s.folder for s in report.skipped] == [f"records/{RECORD_TRACK}/2026-05-02_Nothing",
+                                                  f"records/{RECORD_TRACK}/2026-05-04_BadJsonOnly"]
+    assert "no training log with a final val_bpb (has notes.txt)" in report.skipped[0].reason
+    bad_json, not_object = report.warnings
+    assert str(tmp_path / "records" / RECORD_TRACK / "2026-05-03_BadJson" / "submission.json") in bad_json
+    assert "not valid JSON" in bad_json
+    assert "2026-05-04_BadJsonOnly/submission.json: not a JSON object" in not_object
+
+
+def test_cli_scan_reports_skipped_folders_and_bad_files(tmp_path: Path):
+    records = _records_tree(tmp_path)
+    as_json = runner.invoke(app, ["competitors", "scan", str(records), "--json", "--no-save"])
+    assert as_json.exit_code == 0
+    data = json.loads(as_json.stdout)  # stdout stays one JSON document
+    assert len(data["entries"]) == 3 and data["frontier"][RECORD_TRACK]["val_bpb"] == 1.15
+    assert [s["folder"].rsplit("/", 1)[-1] for s in data["skipped"]] == ["2026-05-02_Nothing",
+                                                                          "2026-05-04_BadJsonOnly"]
+    assert len(data["warnings"]) == 2
+    human = runner.invoke(app, ["competitors", "scan", str(records), "--no-save"], env={"COLUMNS": "300"})
+    assert human.exit_code == 0
+    assert "skipped records/track_10min_16mb/2026-05-02_Nothing: no usable" in human.stderr
+    assert "warning: " in human.stderr and "BadJson/submission.json: not valid JSON" in human.stderr
+    assert "3 entries, 2 folders skipped" in human.stdout
+
+
+def test_a_tree_with_no_scorable_folder_is_one_error(tmp_path: Path):
+    (tmp_path / "records" / RECORD_TRACK / "2026-05-02_Nothing").mkdir(parents=True)
+    with pytest.raises(DataError, match="none of 1 records folders has a score .*2026-05-02_Nothing: .*empty"):
+        scan_path(tmp_path)
 
 
 def test_a_seed_table_val_bpb_column_beats_a_headline_of_another_metric():

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, print_json
@@ -13,6 +14,7 @@ from pgolf.errors import WorkspaceError
 from pgolf.research.competitors import (
     CompetitorEntry,
     CompetitorFile,
+    ScanReport,
     competitors_path,
     frontier,
     scan_path,
@@ -28,9 +30,13 @@ competitors_app = typer.Typer(
 )
 
 
-def _payload(entries: list[CompetitorEntry]) -> dict:
-    return {"entries": [e.as_dict() for e in entries],
-            "frontier": {track: e.as_dict() for track, e in frontier(entries).items()}}
+def _payload(entries: list[CompetitorEntry], report: ScanReport | None = None) -> dict:
+    payload = {"entries": [e.as_dict() for e in entries],
+               "frontier": {track: e.as_dict() for track, e in frontier(entries).items()}}
+    if report is not None:
+        payload["skipped"] = [s.as_dict() for s in report.skipped]
+        payload["warnings"] = list(report.warnings)
+    return payload
 
 
 def _render(entries: list[CompetitorEntry], limit: int | None) -> None:
@@ -55,8 +61,10 @@ def scan(
     save: Annotated[bool, typer.Option(help="Keep the entries in the workspace's .pgolf/competitors.json "
                                             "(when run inside a workspace).")] = True,
 ) -> None:
-    """Read competitors' scores from PATH: submission.json first, README patterns as the fallback."""
-    entries = sort_entries(scan_path(path))
+    """Read competitors' scores from PATH: submission.json first, then README patterns, then the final
+    score in the folder's training logs. Folders with none of these are listed as skipped, with why."""
+    report = scan_path(path)
+    entries = sort_entries(report.entries)
     saved_to = None
     if save:
         try:
@@ -67,11 +75,16 @@ def scan(
             CompetitorFile(competitors_path(ws.state_dir)).add(entries)
             saved_to = competitors_path(ws.state_dir)
     if as_json:
-        print_json(_payload(entries))
+        print_json(_payload(entries, report))
         return
     _render(entries, None)
-    console.print(f"{len(entries)} entries" + (f", kept in {saved_to}" if saved_to else
-                                               " (not kept: no workspace here)"))
+    for warning in report.warnings:
+        err_console.print(f"warning: {escape(warning)}", soft_wrap=True)
+    for skipped in report.skipped:
+        err_console.print(f"skipped {escape(skipped.folder)}: {escape(skipped.reason)}", soft_wrap=True)
+    skipped_note = f", {len(report.skipped)} folders skipped" if report.skipped else ""
+    console.print(f"{len(entries)} entries{skipped_note}" + (f", kept in {saved_to}" if saved_to else
+                                                             " (not kept: no workspace here)"))
 
 
 @competitors_app.command("list")

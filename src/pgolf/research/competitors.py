@@ -1,7 +1,9 @@
 """Competitors' scores: records folders, PRs, a local clone, and the challenge README's leaderboard.
 
-A records folder's score comes from its `submission.json` first, from patterns in its README next, and
-from its PR title last. Scanned entries are kept in `.pgolf/competitors.json` (see `CompetitorFile`).
+A records folder's score comes from its `submission.json` first, from patterns in its README next, from
+the final score of its training logs after that, and from its PR title last. A scan reports the folders it
+could not score at all and the files it could not read (`ScanReport`). Scanned entries are kept in
+`.pgolf/competitors.json` (see `CompetitorFile`).
 """
 
 from __future__ import annotations
@@ -9,20 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pgolf.atomic import atomic_write_text
 from pgolf.errors import DataError
+from pgolf.logs import parse_log
 
 RECORD_TRACK = "track_10min_16mb"
 NON_RECORD_TRACK = "track_non_record_16mb"
 TRACKS = (RECORD_TRACK, NON_RECORD_TRACK)
 
 # Where a score came from, most trusted first; used to pick between duplicates.
-SOURCE_RANK = {"submission.json": 0, "challenge-readme": 1, "readme": 2, "pr-title": 3}
+SOURCE_RANK = {"submission.json": 0, "challenge-readme": 1, "readme": 2, "log": 3, "pr-title": 4}
 
 # A plausible val_bpb: the frontier is near 1.06, byte-level models reach 2.5.
 _NUMBER = r"([0-3]\.\d{3,})"
@@ -228,13 +231,19 @@ def _readme_title(text: str) -> str | None:
 
 
 _AUTHOR_LINE = re.compile(r"\*\*Author:?\*\*:?\s*([^\n(\[]+)|^Author:\s*([^\n(\[]+)", re.M)
+# What follows a name on its line: a separator, then a date ("-- April 2026", ", 2026-04-05", "| Mar 2026").
+# A hyphen inside a name ("Jean-Marc") has no space before it, so it is never taken for a separator.
+_AUTHOR_TAIL = re.compile(
+    r"(?:\s+(?:--?|[\u2013\u2014|\u00b7])|,)\s*(?:\d|(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may"
+    r"|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b).*$", re.I)
 
 
 def _readme_author(text: str) -> str | None:
     match = _AUTHOR_LINE.search(text)
     if not match:
         return None
-    return (match.group(1) or match.group(2)).strip(" *-") or None
+    name = _AUTHOR_TAIL.sub("", match.group(1) or match.group(2))
+    return name.strip(" *-") or None
 
 
 _FOLDER_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
@@ -244,9 +253,13 @@ _FOLDER_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 
 def record_from_files(
     folder: str, track: str, *, submission: dict[str, Any] | None, readme: str | None,
-    pr_title: str | None = None, state: str | None = None,
+    pr_title: str | None = None, state: str | None = None, log_score: Callable[[], float | None] | None = None,
 ) -> CompetitorEntry | None:
-    """An entry from a records folder's files: submission.json, then README, then PR title."""
+    """An entry from a records folder's files: submission.json, then README, then logs, then PR title.
+
+    `log_score` is called only when neither submission.json nor the README gives a score (logs are
+    large). None when nothing at all describes the folder.
+    """
     name_of_folder = folder.rstrip("/").rsplit("/", 1)[-1]
     submission = submission or {}
     value: float | None = None
@@ -257,6 +270,9 @@ def record_from_files(
     if value is None and readme:
         value = readme_val_bpb(readme)
         source = "readme" if value is not None else ""
+    if value is None and log_score is not None:
+        value = log_score()
+        source = "log" if value is not None else ""
     if value is None and pr_title:
         value = title_val_bpb(pr_title)
         source = "pr-title" if value is not None else ""
@@ -273,23 +289,74 @@ def record_from_files(
     )
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+@dataclass
+class SkippedFolder:
+    """A records folder a scan found but could not make an entry of, and why."""
+
+    folder: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain mapping for JSON output."""
+        return asdict(self)
+
+
+@dataclass
+class ScanReport:
+    """What a scan found: entries, folders it had to skip, and files it could not read."""
+
+    entries: list[CompetitorEntry]
+    skipped: list[SkippedFolder] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_submission(path: Path, warnings: list[str]) -> dict[str, Any] | None:
+    """A submission.json's object; None when absent, and a warning naming the file when unusable."""
+    if not path.is_file():
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError) as err:
+        warnings.append(f"{path}: not valid JSON ({err}); scored from the README or logs instead")
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        warnings.append(f"{path}: not a JSON object; scored from the README or logs instead")
+        return None
+    return data
+
+
+def log_val_bpb(folder: Path) -> float | None:
+    """The final score of a records folder's training logs: `train.log` when there is one, else the
+    mean over its `*.log` files (one per seed, as submissions report the seed mean)."""
+    logs = [folder / "train.log"] if (folder / "train.log").is_file() else sorted(folder.glob("*.log"))
+    scores = []
+    for path in logs:
+        with contextlib.suppress(DataError):
+            if (value := parse_log(path).val_bpb) is not None and _MIN_BPB <= value <= _MAX_BPB:
+                scores.append(value)
+    return sum(scores) / len(scores) if scores else None
 
 
 def scan_record_folder(folder: Path, *, label: str | None = None, use_json: bool = True,
-                       track: str | None = None) -> CompetitorEntry | None:
-    """The entry of one records folder on disk (None when it has neither README nor submission.json)."""
-    submission = _read_json(folder / "submission.json") if use_json else None
+                       use_logs: bool = True, track: str | None = None,
+                       warnings: list[str] | None = None) -> CompetitorEntry | None:
+    """The entry of one records folder on disk; None when no submission.json, README or scored log
+    describes it. Unreadable files are reported in `warnings`."""
+    submission = _read_submission(folder / "submission.json", warnings if warnings is not None else []) \
+        if use_json else None
     readme_path = folder / "README.md"
     readme = readme_path.read_text(encoding="utf-8", errors="replace") if readme_path.is_file() else None
     return record_from_files(
         label or folder.name, track or folder.parent.name, submission=submission, readme=readme,
+        log_score=(lambda: log_val_bpb(folder)) if use_logs else None,
     )
+
+
+def _skip_reason(folder: Path) -> str:
+    files = sorted(p.name for p in folder.iterdir())
+    listing = ", ".join(files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
+    return ("no usable submission.json or README.md, and no training log with a final val_bpb"
+            + (f" (has {listing})" if files else " (empty)"))
 
 
 def record_folders(root: Path) -> list[tuple[Path, str]]:
@@ -305,16 +372,19 @@ def record_folders(root: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def scan_records_tree(root: Path, *, use_json: bool = True) -> list[CompetitorEntry]:
-    """Entries for every records folder under `root` (a records tree or a clone of the challenge repo)."""
-    root = Path(root)
-    entries = []
-    for folder, track in record_folders(root):
+def scan_records_tree(root: Path, *, use_json: bool = True, use_logs: bool = True) -> ScanReport:
+    """Entries for every records folder under `root` (a records tree or a clone of the challenge repo);
+    a folder nothing describes is listed in `skipped` with the reason, never dropped silently."""
+    report = ScanReport(entries=[])
+    for folder, track in record_folders(Path(root)):
         label = f"records/{track}/{folder.name}"
-        entry = scan_record_folder(folder, label=label, use_json=use_json, track=track)
-        if entry is not None:
-            entries.append(entry)
-    return entries
+        entry = scan_record_folder(folder, label=label, use_json=use_json, use_logs=use_logs, track=track,
+                                   warnings=report.warnings)
+        if entry is None:
+            report.skipped.append(SkippedFolder(label, _skip_reason(folder)))
+        else:
+            report.entries.append(entry)
+    return report
 
 
 # -- the challenge README ---------------------------------------------------------------------------
@@ -373,7 +443,7 @@ def parse_challenge_readme(text: str) -> list[CompetitorEntry]:
 
 # -- scanning any path ------------------------------------------------------------------------------
 
-def scan_path(path: Path) -> list[CompetitorEntry]:
+def scan_path(path: Path) -> ScanReport:
     """Competitors from a records tree, a clone of the challenge repo, or the challenge README."""
     path = Path(path)
     if path.is_file():
@@ -382,20 +452,24 @@ def scan_path(path: Path) -> list[CompetitorEntry]:
         except OSError as err:
             raise DataError(f"{path}: cannot read ({err.strerror})") from None
         try:
-            return parse_challenge_readme(text)
+            return ScanReport(entries=parse_challenge_readme(text))
         except DataError as err:
             raise DataError(f"{path}: {err}") from None
     if not path.is_dir():
         raise DataError(f"{path}: no such file or folder")
-    entries = scan_records_tree(path)
+    report = scan_records_tree(path)
     readme = path / "README.md"
     if readme.is_file() and (path / "records").is_dir():
         # A clone whose README lost its tables still has its records.
         with contextlib.suppress(DataError):
-            entries += parse_challenge_readme(readme.read_text(encoding="utf-8", errors="replace"))
-    if not entries:
+            report.entries += parse_challenge_readme(readme.read_text(encoding="utf-8", errors="replace"))
+    if report.skipped and not report.entries:
+        first = report.skipped[0]
+        raise DataError(f"{path}: none of {len(report.skipped)} records folders has a score "
+                        f"({first.folder}: {first.reason})")
+    if not report.entries:
         raise DataError(f"{path}: no records folders (records/<track>/<name>/) or leaderboard found")
-    return entries
+    return report
 
 
 # -- PRs from the research store -------------------------------------------------------------------
