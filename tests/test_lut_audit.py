@@ -97,8 +97,6 @@ def test_the_wrapper_decodes_to_the_canonical_fixture_without_running_it() -> No
 
 def test_pgolf_baseline_template_is_correct(sp1024: Path) -> None:
     source = TEMPLATE.read_text()
-    if "def " not in source:
-        pytest.skip("the baseline train_gpt.py has not landed yet")
     static = audit_source(source, tokenizer=sp1024)
     executed = audit_source(source, tokenizer=sp1024, execute=True)
     assert static.status == CORRECT, static.reason
@@ -122,3 +120,68 @@ def test_static_audit_never_executes_the_script(tmp_path: Path) -> None:
     assert audit_source(source).status == UNKNOWN
     assert not marker.exists()
     ast.parse(source)  # the script itself is valid Python: only the interpreter refused it
+
+
+# Each line, put into the canonical builder, would run for hours or fill memory if handed to Python as is.
+HOSTILE = {
+    "tower of powers": "x = 9 ** 9 ** 9",
+    "str repeat": 'x = "a" * 10 ** 10',
+    "bytes repeat": 'x = b"ab" * 10 ** 9',
+    "list repeat": "x = [0] * 10 ** 9",
+    "squaring loop": "x = 2 ** 64\n    while True:\n        x = x * x",
+    "doubling loop": 'x = "ab"\n    while True:\n        x = x + x',
+    "augmented doubling": "x = [1]\n    while True:\n        x += x",
+    "sum of a huge range": "x = sum(range(10 ** 15))",
+    "max of a huge range": "x = max(range(10 ** 15))",
+    "list of a huge range": "x = list(range(10 ** 12))",
+    "zero bytes": "x = bytes(10 ** 11)",
+    "printf width": 'x = "%0999999999d" % 1',
+    "replace blow-up": 'x = ("a" * 10 ** 6).replace("", "b" * 100)',
+    "join blow-up": 'x = "-".join(["a" * 10 ** 6] * 100)',
+    "f-string blow-up": "x = f\"{'a' * 10 ** 7}{'b' * 10 ** 7}\"",
+    "huge numpy table": "x = np.zeros(10 ** 10)",
+    "huge arange": "x = np.arange(10 ** 10)",
+    "array power": "x = np.ones(8) ** 10 ** 6",
+    "left shift": "x = 1 << 10 ** 10",
+    "endless recursion": "x = make_byte_tables(sp, vocab_size)",
+    "deep expression": "x = " + "1 + " * 1500 + "1",
+    "division by zero": "x = 1 / 0",
+    "type error": 'x = "a" + 1',
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_builders_are_refused_not_run(case: str) -> None:
+    source = (FIXTURES / "canonical.py").read_text().replace(
+        "    n = int(sp.vocab_size())", f"    {HOSTILE[case]}\n    n = int(sp.vocab_size())")
+    ast.parse(source)
+    audit = audit_source(source)
+    assert audit.status == UNKNOWN and audit.function == "make_byte_tables", audit.reason
+    assert audit.reason.startswith("make_byte_tables (line 7): ")
+
+
+def test_execute_gives_the_builder_no_secrets_and_an_empty_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from pgolf.submission.lut_audit import PROBE_TABLE_SIZE, PROBE_VOCAB, run_isolated
+    from pgolf.submission.probe import ProbeTokenizer
+
+    monkeypatch.setenv("PGOLF_PROBE_SECRET", "hunter2")
+    probe = FIXTURES / "probe_environment.py"
+    assert audit_script(probe).status == UNKNOWN  # `os` is not modelled statically
+    # in this process the fixture does see the secret, so the executed verdict below is informative
+    spec = importlib.util.spec_from_file_location("probe_environment", probe)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    leaked = module.make_byte_tables(ProbeTokenizer(PROBE_VOCAB), PROBE_TABLE_SIZE)
+    assert leaked[0][5] == len("the") + 1
+    executed = audit_script(probe, execute=True)
+    assert (executed.status, executed.deviation_codes) == (CORRECT, []), executed.reason
+
+    proc = run_isolated(["-c", "import json, os, sys; print(json.dumps([dict(os.environ), os.getcwd(), "
+                                "os.listdir('.'), sys.flags.isolated]))"], "", 30)
+    env, cwd, listing, isolated = __import__("json").loads(proc.stdout)
+    assert "PGOLF_PROBE_SECRET" not in env and set(env) <= {"PATH", "HOME", "TMPDIR", "LANG"}
+    assert env["HOME"] == cwd and listing == [] and isolated == 1
+    assert not Path(cwd).exists()  # the temporary folder is gone afterwards

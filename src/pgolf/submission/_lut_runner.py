@@ -1,5 +1,8 @@
 """Run one extracted table-building function; started by `pgolf audit lut --execute` in a subprocess.
 
+Started as `python -I -m pgolf.submission._lut_runner` in an empty temporary folder with a clean
+environment, so the submission's code sees no secrets and no pgolf source folder.
+
 Reads a JSON spec on stdin (the function's source, the module's imports, which argument is what, the
 tokenizer path and the probe vocabulary), calls the function with the probe tokenizer and, when given,
 the real tokenizer, and prints the tables as JSON. This runs the submission's code: only on request.
@@ -11,35 +14,7 @@ import contextlib
 import json
 import sys
 
-
-class ProbeTokenizer:
-    """The audit's synthetic vocabulary, with SentencePiece's query methods in both naming styles."""
-
-    def __init__(self, pieces: list[list[str]]) -> None:
-        self.pieces = [p for p, _ in pieces]
-        self.kinds = [k for _, k in pieces]
-
-    def vocab_size(self) -> int:
-        return len(self.pieces)
-
-    def id_to_piece(self, i: int) -> str:
-        return self.pieces[i]
-
-    def is_control(self, i: int) -> bool:
-        return self.kinds[i] == "control"
-
-    def is_unknown(self, i: int) -> bool:
-        return self.kinds[i] == "unknown"
-
-    def is_unused(self, i: int) -> bool:
-        return self.kinds[i] == "unused"
-
-    def is_byte(self, i: int) -> bool:
-        return self.kinds[i] == "byte"
-
-    get_piece_size = GetPieceSize = piece_size = vocab_size
-    IdToPiece = id_to_piece
-    IsControl, IsUnknown, IsUnused, IsByte = is_control, is_unknown, is_unused, is_byte
+from pgolf.submission.probe import ProbeTokenizer
 
 
 def _tables(result: object) -> list[list[int]]:

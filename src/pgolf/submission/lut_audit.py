@@ -13,8 +13,10 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ import numpy as np
 from pgolf.errors import DataError
 from pgolf.scoring.luts import LEADING_SPACE, ByteLUTs, build_luts, load_tokenizer, token_bytes
 from pgolf.submission.lut_interp import TOKENIZER_METHODS, Array, Device, Interpreter, Unsupported
+from pgolf.submission.probe import ProbeTokenizer
 from pgolf.submission.wrappers import unwrap
 
 CORRECT, BUGGY, OBFUSCATED, UNKNOWN = "CORRECT", "BUGGY", "OBFUSCATED", "UNKNOWN"
@@ -101,39 +104,6 @@ class _Tables:
     base: list[int]
     lead: list[bool]
     boundary: list[bool]
-
-
-class _ProbeTokenizer:
-    """The probe vocabulary answering the whitelisted queries of the interpreter."""
-
-    def __init__(self, vocab: Sequence[tuple[str, str]] = PROBE_VOCAB) -> None:
-        self.vocab = list(vocab)
-
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def id_to_piece(self, i: int) -> str:
-        return self.vocab[i][0]
-
-    def is_control(self, i: int) -> bool:
-        return self.vocab[i][1] == "control"
-
-    def is_unknown(self, i: int) -> bool:
-        return self.vocab[i][1] == "unknown"
-
-    def is_unused(self, i: int) -> bool:
-        return self.vocab[i][1] == "unused"
-
-    def is_byte(self, i: int) -> bool:
-        return self.vocab[i][1] == "byte"
-
-    def audit_query(self, method: str, *args: Any) -> Any:
-        if method in {"unk_id", "bos_id", "eos_id", "pad_id"}:
-            return {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1}[method]
-        try:
-            return getattr(self, method)(*args)
-        except (IndexError, TypeError) as err:
-            raise Unsupported(f"tokenizer query {method}{args}: {err}") from None
 
 
 class _RealTokenizer:
@@ -285,7 +255,10 @@ def _byte_count_deviation(piece: str, got: int, delta: int) -> str:
 def _interpret(tree: ast.Module, func: ast.FunctionDef, roles: list[str], tokenizer: Any,
                table_size: int) -> _Tables:
     values = {"tokenizer": tokenizer, "size": table_size, "device": Device()}
-    return _as_tables(Interpreter(tree).call_function(func, [values[r] for r in roles]))
+    try:
+        return _as_tables(Interpreter(tree).call_function(func, [values[r] for r in roles]))
+    except RecursionError:
+        raise Unsupported("expressions nested too deeply to interpret") from None
 
 
 def _count_bytes(tables: _Tables, canonical: ByteLUTs, val_tokens: np.ndarray) -> tuple[int, int]:
@@ -297,7 +270,6 @@ def _count_bytes(tables: _Tables, canonical: ByteLUTs, val_tokens: np.ndarray) -
 
 def _imports_and_helpers(tree: ast.Module, func: ast.FunctionDef) -> tuple[list[str], str]:
     """The module's import lines and the function plus the module-level functions it calls."""
-    imports = [ast.unparse(s) for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom)]
     functions = {s.name: s for s in tree.body if isinstance(s, ast.FunctionDef)}
     needed, todo = {func.name: func}, [func]
     while todo:
@@ -306,6 +278,15 @@ def _imports_and_helpers(tree: ast.Module, func: ast.FunctionDef) -> tuple[list[
             if isinstance(node, ast.Name) and node.id in functions and node.id not in needed:
                 needed[node.id] = functions[node.id]
                 todo.append(functions[node.id])
+    used = {n.id for f in needed.values() for n in ast.walk(f) if isinstance(n, ast.Name)}
+    imports = []  # only the imports the extracted functions use: the script's others never run
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import | ast.ImportFrom):
+            names = [a for a in stmt.names if (a.asname or a.name.split(".")[0]) in used]
+            if names:
+                stmt = ast.Import(names) if isinstance(stmt, ast.Import) else \
+                    ast.ImportFrom(stmt.module, names, stmt.level)
+                imports.append(ast.unparse(stmt))
     return imports, "\n\n".join(ast.unparse(f) for f in needed.values())
 
 
@@ -315,10 +296,8 @@ def _execute(tree: ast.Module, func: ast.FunctionDef, roles: list[str], tokenize
     spec = {"imports": imports, "source": source, "function": func.name, "roles": roles,
             "probe": [list(p) for p in PROBE_VOCAB], "probe_table_size": PROBE_TABLE_SIZE,
             "tokenizer": str(tokenizer_path) if tokenizer_path else None, "table_size": table_size}
-    runner = Path(__file__).with_name("_lut_runner.py")
     try:
-        proc = subprocess.run([sys.executable, "-I", str(runner)], input=json.dumps(spec),
-                              capture_output=True, text=True, timeout=timeout, cwd=runner.parent)
+        proc = run_isolated(["-m", "pgolf.submission._lut_runner"], json.dumps(spec), timeout)
     except subprocess.TimeoutExpired:
         raise Unsupported(f"the table-building function ran past {timeout:.0f} s") from None
     if proc.returncode != 0:
@@ -328,6 +307,18 @@ def _execute(tree: ast.Module, func: ast.FunctionDef, roles: list[str], tokenize
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         raise Unsupported("the table-building function printed no tables") from None
+
+
+def run_isolated(args: list[str], stdin: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run this Python with `args` in isolated mode, a clean environment and an empty temporary folder.
+
+    The submission's code must see none of the user's secrets (tokens and API keys live in the
+    environment) and no folder of pgolf's it could write to; the interpreter finds its packages itself.
+    """
+    with tempfile.TemporaryDirectory(prefix="pgolf-lut-") as home:
+        env = {"PATH": os.defpath, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8"}
+        return subprocess.run([sys.executable, "-I", *args], input=stdin, capture_output=True, text=True,
+                              timeout=timeout, cwd=home, env=env)
 
 
 def audit_source(source: str, *, tokenizer: Path | None = None, val_tokens: np.ndarray | None = None,
@@ -360,13 +351,13 @@ def audit_source(source: str, *, tokenizer: Path | None = None, val_tokens: np.n
             probe = _tables_from_lists(out["probe"])
             real = _tables_from_lists(out["tokenizer"]) if sp is not None else None
         else:
-            probe = _interpret(tree, func, roles, _ProbeTokenizer(), PROBE_TABLE_SIZE)
+            probe = _interpret(tree, func, roles, ProbeTokenizer(PROBE_VOCAB), PROBE_TABLE_SIZE)
             real = (_interpret(tree, func, roles, _RealTokenizer(sp), table_size or sp.vocab_size())
                     if sp is not None else None)
     except Unsupported as err:
         audit.reason = f"{func.name} (line {func.lineno}): {err}"
         return audit
-    probe_tok = _ProbeTokenizer()
+    probe_tok = ProbeTokenizer(PROBE_VOCAB)
     deviations = {d.code: d for d in classify(probe, build_luts(probe_tok, PROBE_TABLE_SIZE), PROBE_VOCAB)}
     if real is not None:
         canonical = build_luts(sp, max(len(real.base), sp.vocab_size()))

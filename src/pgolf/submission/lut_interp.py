@@ -15,6 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_STEPS = 3_000_000
+# One operation must not run long or fill memory either (the step counter cannot interrupt it), so sizes
+# are checked before the operation runs. A byte table has one entry per vocabulary piece.
+MAX_ITEMS = 10_000_000  # characters, bytes or items one str, bytes, list, tuple or range may hold
+MAX_TABLE = 1 << 21  # entries of one modelled array (each costs interpreted work)
+MAX_INT_BITS = 4096
+MAX_EXPONENT = 64
+MAX_POW_BASE = 2**32
+MAX_CALL_DEPTH = 64
+# Creating or copying a sequence of n items costs n // _ITEMS_PER_STEP steps, so loops of copies stop too.
+_ITEMS_PER_STEP = 16
 
 
 class Unsupported(Exception):
@@ -62,6 +72,8 @@ class Array:
     """A one-dimensional numpy array or torch tensor, as a list of Python values."""
 
     def __init__(self, values: list[Any], dtype: DType) -> None:
+        if len(values) > MAX_TABLE:
+            raise Unsupported(f"an array of {len(values):,} entries (more than {MAX_TABLE:,})")
         self.dtype = dtype
         self.values = [dtype.cast(v) for v in values]
 
@@ -129,6 +141,7 @@ class Interpreter:
 
     def __init__(self, tree: ast.Module, tokenizer_factory: Callable[[Any], Any] | None = None) -> None:
         self.steps = 0
+        self.depth = 0
         self.globals: dict[str, Any] = {}
         self.tokenizer_factory = tokenizer_factory
         for stmt in tree.body:
@@ -170,10 +183,15 @@ class Interpreter:
             if default is None:
                 raise Unsupported(f"keyword-only parameter {kw.arg!r} has no default")
             env[kw.arg] = self.eval(default, env)
+        if self.depth >= MAX_CALL_DEPTH:
+            raise Unsupported(f"calls nested more than {MAX_CALL_DEPTH} deep at {node.name}")
+        self.depth += 1
         try:
             self.exec_block(node.body, env)
         except _Return as ret:
             return ret.value
+        finally:
+            self.depth -= 1
         return None
 
     # -- statements
@@ -181,10 +199,18 @@ class Interpreter:
         for stmt in body:
             self.exec_stmt(stmt, env)
 
-    def _tick(self) -> None:
-        self.steps += 1
+    def _tick(self, steps: int = 1) -> None:
+        self.steps += steps
         if self.steps > MAX_STEPS:
             raise Unsupported(f"more than {MAX_STEPS} interpreted steps")
+
+    def _charge(self, value: Any) -> Any:
+        """Count the work of building `value` (a long sequence costs steps in proportion) and return it."""
+        if isinstance(value, Array):
+            self._tick(len(value))
+        elif not isinstance(value, range):  # a range is lazy; its loop pays per item
+            self._tick(_size(value) // _ITEMS_PER_STEP)
+        return value
 
     def exec_stmt(self, stmt: ast.stmt, env: dict[str, Any]) -> None:
         self._tick()
@@ -288,7 +314,12 @@ class Interpreter:
             else:
                 raise Unsupported(f"array index of type {type(key).__name__} at line {line}")
         elif isinstance(container, list | dict):
-            container[key] = value
+            if isinstance(key, slice) and _size(value) > MAX_ITEMS:
+                raise Unsupported(f"slice assignment of {_size(value):,} items at line {line}")
+            try:
+                container[key] = value
+            except (IndexError, TypeError, ValueError) as err:
+                raise Unsupported(f"item assignment at line {line}: {err}") from None
         else:
             raise Unsupported(f"item assignment on {type(container).__name__} at line {line}")
 
@@ -310,10 +341,9 @@ class Interpreter:
             operand = self.eval(node.operand, env)
             if isinstance(node.op, ast.Not):
                 return not operand
-            if isinstance(node.op, ast.USub):
-                return -operand
-            if isinstance(node.op, ast.UAdd):
-                return +operand
+            if isinstance(node.op, ast.USub | ast.UAdd) and isinstance(operand, int | float):
+                _check_int(operand)
+                return -operand if isinstance(node.op, ast.USub) else +operand
             raise Unsupported(f"unary operator at line {node.lineno}")
         if isinstance(node, ast.BoolOp):
             result: Any = None
@@ -328,8 +358,11 @@ class Interpreter:
             left = self.eval(node.left, env)
             for op, comparator in zip(node.ops, node.comparators, strict=True):
                 right = self.eval(comparator, env)
-                if not _CMPOPS[type(op)](left, right):
-                    return False
+                try:
+                    if not _CMPOPS[type(op)](left, right):
+                        return False
+                except TypeError as err:
+                    raise Unsupported(f"comparison at line {node.lineno}: {err}") from None
                 left = right
             return True
         if isinstance(node, ast.IfExp):
@@ -349,8 +382,10 @@ class Interpreter:
         if isinstance(node, ast.ListComp | ast.GeneratorExp):
             return self._comprehension(node, env)
         if isinstance(node, ast.JoinedStr):
-            return "".join(str(self.eval(v.value, env)) if isinstance(v, ast.FormattedValue)
-                           else str(v.value) for v in node.values)
+            parts = [self.eval(v.value, env) if isinstance(v, ast.FormattedValue) else v.value
+                     for v in node.values]
+            _check_builtin_args(str, parts, node.lineno)
+            return self._charge(_checked("".join(str(p) for p in parts)))
         raise Unsupported(f"{type(node).__name__} expression at line {getattr(node, 'lineno', '?')}")
 
     def _lookup(self, node: ast.Name, env: dict[str, Any]) -> Any:
@@ -381,14 +416,12 @@ class Interpreter:
         return out
 
     def _binop(self, op: ast.operator, left: Any, right: Any) -> Any:
-        fn = _BINOPS.get(type(op))
-        if fn is None:
+        if type(op) not in _BINOPS:
             raise Unsupported(f"operator {type(op).__name__}")
         if isinstance(left, Array) or isinstance(right, Array):
-            return _array_binop(fn, left, right)
-        if isinstance(left, list | str | bytes | tuple | int | float | bool) and isinstance(
-                right, list | str | bytes | tuple | int | float | bool):
-            return fn(left, right)
+            return self._charge(_array_binop(type(op), left, right))
+        if isinstance(left, _PLAIN) and isinstance(right, _PLAIN):
+            return self._charge(_arith(type(op), left, right))
         raise Unsupported(f"operator {type(op).__name__} on {type(left).__name__}")
 
     def _getitem(self, container: Any, key: Any, line: int) -> Any:
@@ -432,9 +465,10 @@ class Interpreter:
         if isinstance(func, _Bound):
             return self._call_bound(func, args, kwargs, node.lineno)
         if callable(func) and func in _BUILTINS.values():
+            _check_builtin_args(func, [*args, *kwargs.values()], node.lineno)
             try:
-                return func(*args, **kwargs)
-            except (TypeError, ValueError) as err:
+                return self._charge(_checked(func(*args, **kwargs)))
+            except (ArithmeticError, TypeError, ValueError) as err:
                 raise Unsupported(f"call at line {node.lineno}: {err}") from None
         if isinstance(func, Module) and func.name.endswith("SentencePieceProcessor") and self.tokenizer_factory:
             return self.tokenizer_factory(kwargs.get("model_file", args[0] if args else None))
@@ -443,12 +477,13 @@ class Interpreter:
     def _call_bound(self, bound: _Bound, args: list[Any], kwargs: dict[str, Any], line: int) -> Any:
         owner, name = bound.owner, bound.name
         if isinstance(owner, Module):
-            return _module_call(owner.name.split(".")[0], name, args, kwargs, line)
+            return self._charge(_module_call(owner.name.split(".")[0], name, args, kwargs, line))
         if hasattr(owner, "audit_query") and name in TOKENIZER_METHODS:
             return owner.audit_query(TOKENIZER_METHODS[name], *args)
         if isinstance(owner, str | bytes) and name in _STR_METHODS:
+            _check_str_method(owner, name, args, line)
             try:
-                return getattr(owner, name)(*args, **kwargs)
+                return self._charge(_checked(getattr(owner, name)(*args, **kwargs)))
             except (TypeError, ValueError, UnicodeError) as err:
                 raise Unsupported(f"{name} at line {line}: {err}") from None
         if isinstance(owner, list) and name == "append":
@@ -457,7 +492,7 @@ class Interpreter:
         if isinstance(owner, dict) and name in {"get", "items", "keys", "values"}:
             return getattr(owner, name)(*args)
         if isinstance(owner, Array):
-            return _array_method(owner, name, args, kwargs, line)
+            return self._charge(_array_method(owner, name, args, kwargs, line))
         if isinstance(owner, DType | Device):
             raise Unsupported(f"method {name} at line {line}")
         raise Unsupported(f"method {type(owner).__name__}.{name} at line {line} is not modelled")
@@ -488,6 +523,8 @@ def _length(shape: Any) -> int:
         shape = shape[0]
     if not isinstance(shape, int):
         raise Unsupported(f"table size of type {type(shape).__name__}")
+    if not 0 <= shape <= MAX_TABLE:
+        raise Unsupported(f"a table of {shape:,} entries")
     return shape
 
 
@@ -532,6 +569,8 @@ def _module_call(module: str, name: str, args: list[Any], kwargs: dict[str, Any]
     if name == "device":
         return Device(str(args[0]) if args else "cpu")
     if name == "arange":
+        if not all(isinstance(a, int) for a in args) or _size(range(*args)) > MAX_TABLE:
+            raise Unsupported(f"{module}.arange{tuple(args)} at line {line}")
         return Array(list(range(*args)), _dtype_of(kwargs, [], 9, DType("int")))
     raise Unsupported(f"{module}.{name} at line {line} is not modelled")
 
@@ -554,7 +593,10 @@ def _array_method(arr: Array, name: str, args: list[Any], kwargs: dict[str, Any]
     raise Unsupported(f"array method {name} at line {line} is not modelled")
 
 
-def _array_binop(fn: Callable[[Any, Any], Any], left: Any, right: Any) -> Array:
+def _array_binop(op: type, left: Any, right: Any) -> Array:
+    for operand in (left, right):
+        if not isinstance(operand, Array | int | float):
+            raise Unsupported(f"array arithmetic with a {type(operand).__name__}")
     lv = left.values if isinstance(left, Array) else None
     rv = right.values if isinstance(right, Array) else None
     size = len(lv) if lv is not None else len(rv)  # type: ignore[arg-type]
@@ -562,8 +604,90 @@ def _array_binop(fn: Callable[[Any, Any], Any], left: Any, right: Any) -> Array:
     rv = rv if rv is not None else [right] * size
     if len(lv) != len(rv):
         raise Unsupported("arrays of different sizes")
-    values = [fn(a, b) for a, b in zip(lv, rv, strict=True)]
+    values = [_arith(op, a, b) for a, b in zip(lv, rv, strict=True)]
     return Array(values, _infer_dtype(values))
+
+
+_PLAIN = (list, str, bytes, tuple, int, float, bool)
+_SEQUENCES = (list, str, bytes, tuple)
+
+
+def _size(value: Any) -> int:
+    """How many items a value holds (a range's length without materializing it), else 0."""
+    if isinstance(value, range):
+        return max(0, (value.stop - value.start + value.step - (1 if value.step > 0 else -1)) // value.step)
+    if isinstance(value, str | bytes | list | tuple | dict | Array):
+        return len(value)
+    return 0
+
+
+def _check_int(value: Any) -> None:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise Unsupported(f"an integer of more than {MAX_INT_BITS} bits")
+
+
+def _checked(value: Any) -> Any:
+    """`value`, unless it is larger than the interpreter lets one value be."""
+    _check_int(value)
+    if _size(value) > MAX_ITEMS:
+        raise Unsupported(f"a value of {_size(value):,} items (more than {MAX_ITEMS:,})")
+    return value
+
+
+def _check_operands(op: type, left: Any, right: Any) -> None:
+    """Refuse, before it runs, an operation whose result would be huge or slow to compute."""
+    _check_int(left)
+    _check_int(right)
+    numbers = isinstance(left, int | float) and isinstance(right, int | float)
+    if op is ast.Pow and numbers and (abs(right) > MAX_EXPONENT or abs(left) > MAX_POW_BASE):
+        raise Unsupported(f"power {left!r} ** {right!r} (exponent over {MAX_EXPONENT} or base over 2**32)")
+    if op is ast.Mult:
+        if numbers and isinstance(left, int) and isinstance(right, int) \
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise Unsupported(f"a product of more than {MAX_INT_BITS} bits")
+        seq, times = (left, right) if isinstance(left, _SEQUENCES) else (right, left)
+        if isinstance(seq, _SEQUENCES) and isinstance(times, int) and len(seq) * max(times, 0) > MAX_ITEMS:
+            raise Unsupported(f"repeating a sequence of {len(seq):,} items {times:,} times")
+    if op is ast.Add and isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES) \
+            and len(left) + len(right) > MAX_ITEMS:
+        raise Unsupported(f"a concatenation of more than {MAX_ITEMS:,} items")
+    if op is ast.Mod and isinstance(left, str | bytes):
+        raise Unsupported("%-formatting (a width can make any string)")
+
+
+def _arith(op: type, left: Any, right: Any) -> Any:
+    """`left op right` on plain values, refused when it would be huge, slow or an error."""
+    _check_operands(op, left, right)
+    try:
+        return _checked(_BINOPS[op](left, right))
+    except (ArithmeticError, TypeError, ValueError) as err:
+        raise Unsupported(f"operator {op.__name__}: {err}") from None
+
+
+def _check_builtin_args(func: Any, args: list[Any], line: int) -> None:
+    """Builtins run in C without steps: refuse arguments that would make them long or huge."""
+    for arg in args:
+        _check_int(arg)
+        if _size(arg) > MAX_ITEMS:
+            raise Unsupported(f"a call at line {line} over {_size(arg):,} items")
+    if func in (bytes, str) and args and isinstance(args[0], int) and args[0] > MAX_ITEMS:
+        raise Unsupported(f"bytes({args[0]:,}) at line {line}")
+
+
+def _check_str_method(owner: str | bytes, name: str, args: list[Any], line: int) -> None:
+    """Refuse string methods whose result would be huge (replace and join can multiply sizes)."""
+    if name == "replace" and len(args) >= 2 and isinstance(args[1], str | bytes):
+        bound = (len(owner) + 1) * max(len(args[1]), 1) + len(owner)
+        if bound > MAX_ITEMS:
+            raise Unsupported(f"replace at line {line} could make {bound:,} characters")
+    if name == "join" and args:
+        items = args[0]
+        if _size(items) > MAX_ITEMS:
+            raise Unsupported(f"join of {_size(items):,} items at line {line}")
+        if isinstance(items, list | tuple):
+            total = sum(_size(i) for i in items) + len(owner) * len(items)
+            if total > MAX_ITEMS:
+                raise Unsupported(f"join at line {line} would make {total:,} characters")
 
 
 def _max(*args: Any, **kwargs: Any) -> Any:

@@ -111,6 +111,7 @@ class _Evaluator:
     def __init__(self, tree: ast.Module) -> None:
         self.aliases = _module_aliases(tree)
         self.constants = _constants(tree)
+        self.values: dict[str, str | bytes] = {}  # each constant decoded once: `B = A + A` chains stay linear
         self.depth = 0
 
     def _callee(self, func: ast.expr) -> tuple[str, str] | None:
@@ -140,11 +141,15 @@ class _Evaluator:
         if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
             return node.value
         if isinstance(node, ast.Name) and node.id in self.constants:
-            return self.eval(self.constants[node.id])
+            if node.id not in self.values:
+                self.values[node.id] = self.eval(self.constants[node.id])
+            return self.values[node.id]
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             left, right = self.eval(node.left), self.eval(node.right)
             if type(left) is not type(right):
                 raise _Undecodable("concatenation of str and bytes")
+            if len(left) + len(right) > MAX_DECODED_BYTES:
+                raise _Undecodable(f"a concatenation of more than {MAX_DECODED_BYTES} bytes")
             return left + right  # type: ignore[operator]
         if isinstance(node, ast.Call):
             return self._call(node)
@@ -202,14 +207,25 @@ def _describe(call: ast.Call) -> str:
     return f"line {call.lineno}: {text if len(text) <= 90 else text[:60] + '…' + text[-20:]}"
 
 
+def parse_problem(source: str, feature_version: tuple[int, int] | None = None) -> str:
+    """Why `source` does not parse as Python ("line N: message"), or "" when it does."""
+    try:
+        ast.parse(source, feature_version=feature_version)
+    except SyntaxError as err:
+        return f"line {err.lineno}: {err.msg}"
+    except (ValueError, RecursionError, MemoryError) as err:  # NUL bytes, nesting too deep for the parser
+        return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return ""
+
+
 def unwrap(source: str) -> Unwrapped:
     """Peel self-extracting wrappers off `source`; the result holds the innermost code, never executed."""
     layers: list[str] = []
     for _ in range(MAX_LAYERS):
-        try:
-            tree = ast.parse(source)
-        except SyntaxError as err:
-            return Unwrapped(source, layers, syntax_error=f"line {err.lineno}: {err.msg}")
+        problem = parse_problem(source)
+        if problem:
+            return Unwrapped(source, layers, syntax_error=problem)
+        tree = ast.parse(source)
         calls = _exec_calls(tree)
         # Only a script that is essentially one exec of a payload is a wrapper; a long script with an
         # exec somewhere inside it is ordinary code (the code checks look at that exec themselves).
