@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from pgolf import git
 from pgolf.cli.app import app
 from pgolf.errors import ConfigError, LockedError, WorkspaceError
 from pgolf.ledger import COLUMNS
-from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX, Lab
+from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX, Lab, QuietEvents
 from pgolf.loop.proposers.base import Proposal, ProposalContext
 from pgolf.loop.supervisor import run_loop, workspace_lock
 
@@ -146,6 +149,13 @@ def test_env_override_of_a_searched_value_is_refused(tmp_path: Path):
 
 def test_uncommitted_script_changes_are_refused(tmp_path: Path):
     ws = make_workspace(tmp_path / "ws")
+    # Untracked files (program.md's lock in a workspace whose .gitignore predates it, notes) are no reason.
+    gitignore = ws.root / ".gitignore"
+    gitignore.write_text(gitignore.read_text().replace(".program.md.lock\n", ""))
+    git.git(ws.root, "commit", "-qam", "an older .gitignore")
+    (ws.root / ".program.md.lock").touch()
+    (ws.root / "notes.txt").write_text("ideas\n")
+    run_loop(ws, experiments=0)
     ws.train_script.write_text(ws.train_script.read_text() + "\n# edited by hand\n")
     with pytest.raises(WorkspaceError, match="uncommitted changes"):
         run_loop(ws, experiments=1)
@@ -214,3 +224,60 @@ def test_a_proposal_committed_but_not_yet_in_flight_survives_a_kill(tmp_path: Pa
     assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}r0003^{{commit}}") == committed
     assert '"NUM_LAYERS", 5' in git.git(ws.root, "show", f"{TAG_PREFIX}r0003:train_gpt.py")
     assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
+
+
+def _signal_self(signum: int):
+    """An edit that also sends `signum` to this process, as a user would mid-proposal."""
+    def edit(text: str) -> str:
+        os.kill(os.getpid(), signum)
+        return text.replace('"NUM_LAYERS", 4', '"NUM_LAYERS", 5')
+    return edit
+
+
+def test_the_loop_chains_to_a_host_handler_and_restores_it(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    heard: list[int] = []
+
+    def host(signum: int, _frame: Any) -> None:
+        heard.append(signum)
+
+    before = {sig: signal.signal(sig, host) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stopped = run_loop(ws, experiments=3, proposer=ScriptedProposer([("int", _signal_self(signal.SIGINT))]))
+        aborted = run_loop(ws, experiments=3, proposer=ScriptedProposer([("term", _signal_self(signal.SIGTERM))]))
+        assert signal.getsignal(signal.SIGINT) is host and signal.getsignal(signal.SIGTERM) is host
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert heard == [signal.SIGINT, signal.SIGTERM]
+    # The loop still did its own part: Ctrl-C let the run finish, SIGTERM aborted it.
+    assert stopped.stop_reason == "stopped by the user" and stopped.experiments[0].status in ("keep", "discard")
+    assert [r.status for r in aborted.experiments] == ["aborted"]
+
+
+class _Display(QuietEvents):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+def test_ctrl_c_during_promotions_starts_no_further_promotion(tmp_path: Path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    ws.config_path.write_text(ws.config_path.read_text() + '\n[tiers.ssh]\nhost = "127.0.0.1"\nport = 1\n')
+    seen: list[bool] = []
+
+    def queue(ws: Any, config: Any, *, yes: bool, on_line: Any, cancel: threading.Event) -> list:
+        seen.append(cancel.is_set())
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the queue runs
+        seen.append(cancel.is_set())  # the queue is told to start no further row
+        return []
+
+    monkeypatch.setattr("pgolf.loop.promote.run_promotion_queue", queue)
+    display = _Display()
+    summary = run_loop(ws, experiments=3, events=display)
+    assert seen == [False, True]
+    assert summary.stop_reason == "stopped by the user" and len(summary.experiments) == 1
+    said = next(m for m in display.messages if m.startswith("Ctrl-C"))
+    assert "promotion in flight" in said and "finishing the run" not in said

@@ -17,6 +17,7 @@ from pgolf.config import PgolfConfig
 from pgolf.errors import BudgetRefused, ConfigError, LockedError, PgolfError
 from pgolf.loop.hyperparams import find, read_hyperparameters
 from pgolf.loop.lifecycle import ExperimentRecord, Lab, LoopEvents, QuietEvents
+from pgolf.loop.promotion import remote_tier_name
 from pgolf.loop.proposers import make_proposer
 from pgolf.loop.proposers.base import Proposer
 from pgolf.workspace import Workspace
@@ -80,22 +81,45 @@ def check_env_conflicts(config: PgolfConfig, script: str, proposer_kind: str) ->
 
 
 class _Signals:
-    """First Ctrl-C: stop after the run in flight. Second Ctrl-C, or SIGTERM: abort it now."""
+    """First Ctrl-C: stop after the run in flight. Second Ctrl-C, or SIGTERM: abort it now.
+
+    A handler installed before ours (an application using pgolf as a library) still hears every
+    signal, and is put back when the loop ends.
+    """
 
     def __init__(self, cancel: threading.Event, events: LoopEvents) -> None:
         self.cancel = cancel
         self.stop = threading.Event()
         self.events = events
+        self.promoting = False
         self._previous: dict[int, Any] = {}
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        if signum == signal.SIGINT and not self.stop.is_set():
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if self.promoting:
+            # A promotion's own handler (pgolf.compute.pods) ends its pod and records the run first.
+            self.stop.set()
+            self.events.message(f"{name}: stopping; a promotion in flight is ended and recorded, "
+                                "no further promotion or experiment starts")
+        elif signum == signal.SIGINT and not self.stop.is_set():
             self.stop.set()
             self.events.message("Ctrl-C: finishing the run in flight, then stopping (Ctrl-C again to abort it)")
-            return
-        self.stop.set()
-        self.cancel.set()
-        self.events.message("aborting the run in flight; it will be recorded as aborted")
+        else:
+            self.stop.set()
+            self.cancel.set()
+            self.events.message(f"{name}: aborting the run in flight; it will be recorded as aborted")
+        previous = self._previous.get(signum)
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(signum, frame)
+
+    @contextlib.contextmanager
+    def promotions(self) -> Iterator[threading.Event]:
+        """While the promotion queue runs: the event that tells it to start no further promotion."""
+        self.promoting = True
+        try:
+            yield self.stop
+        finally:
+            self.promoting = False
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
@@ -108,17 +132,31 @@ class _Signals:
             signal.signal(sig, handler)
 
 
-def _run_promotions(ws: Workspace, config: PgolfConfig, events: LoopEvents) -> None:
+def _run_promotions(ws: Workspace, config: PgolfConfig, events: LoopEvents, signals: _Signals) -> None:
     """Hand queued promotions to the remote tier's executor, when one is configured."""
-    if config.tiers.remote is None and config.tiers.ssh is None and config.tiers.runpod is None:
+    if remote_tier_name(config) is None:
         return
+    if signals.stop.is_set():
+        return  # a stop was asked for: no paid run starts after it
     from pgolf.loop.promote import run_promotion_queue
 
     try:
-        for result in run_promotion_queue(ws, config, yes=False, on_line=events.line):
+        with signals.promotions() as stop:
+            results = run_promotion_queue(ws, config, yes=False, on_line=events.line, cancel=stop)
+        for result in results:
             events.message(f"promotion of {result.run_id}: {result.status}")
     except PgolfError as err:
         events.message(f"promotion: {err}")
+
+
+def _sweep_remote(ws: Workspace, config: PgolfConfig, events: LoopEvents) -> None:
+    """Recover promotions a killed pgolf left, and end this workspace's orphaned pods (never raises)."""
+    if remote_tier_name(config) is None:
+        return
+    from pgolf.loop.promote import sweep_at_start
+
+    for line in sweep_at_start(ws, config):
+        events.message(line)
 
 
 def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | None = None,
@@ -138,6 +176,7 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
         summary.recovered = lab.recover()
         if summary.recovered:
             events.message(summary.recovered)
+        _sweep_remote(ws, config, events)
         lab.prepare_git()
         for warning in check_env_conflicts(config, ws.train_script.read_text(encoding="utf-8"), kind):
             events.message(f"warning: {warning}")
@@ -164,7 +203,7 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
             except BudgetRefused as err:
                 summary.stop_reason = f"budget: {err}"
                 break
-            _run_promotions(ws, config, events)
+            _run_promotions(ws, config, events, signals)
             if cancel.is_set():
                 summary.stop_reason = "aborted by the user"
                 break
