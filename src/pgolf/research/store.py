@@ -27,6 +27,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
+from pgolf.clock import iso_utc
 from pgolf.research.items import ResearchItem, authority_tier, normalize_url
 from pgolf.research.sanitize import (
     ABSTRACT_LIMIT,
@@ -167,8 +168,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 
 class _TitleIndex:
@@ -270,7 +270,7 @@ class ResearchStore:
 
     def upsert(self, items: Iterable[ResearchItem]) -> UpsertReport:
         """Insert new items, refresh known ones, collapse duplicates; all in one transaction."""
-        now = _iso(self._clock())
+        now = iso_utc(self._clock())
         new: list[str] = []
         updated = duplicates = 0
         with self._connect() as db:
@@ -396,7 +396,7 @@ class ResearchStore:
             if not db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
                 raise KeyError(f"no research item {item_id!r}")
             db.execute("INSERT OR REPLACE INTO grades VALUES (?, ?, ?, ?, ?, ?)",
-                       (item_id, context_hash, text, tier, float(score), _iso(self._clock())))
+                       (item_id, context_hash, text, tier, float(score), iso_utc(self._clock())))
 
     def get_grade(self, item_id: str, context_hash: str) -> Grade | None:
         """An item's grade under one grading context, if it was graded under it."""

@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pgolf.atomic import atomic_write_text
+from pgolf.clock import utc_now_iso
 from pgolf.errors import DataError, PgolfError
 from pgolf.research.catalog import match_techniques
 from pgolf.research.grading import (
@@ -329,5 +329,5 @@ def _verify_one(item: Any, full: str | None, context: GradingContext, digest: st
         item_id=item.id, title=item.title, url=item.url, context_hash=digest, breakdown=grade.breakdown,
         score=grade.score, max_score=grade.max_score, tier=grade.tier, brief=brief, red_flags=flags,
         full_text_chars=len(full or ""), method=method,
-        verified_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), notes=notes,
+        verified_at=utc_now_iso(), notes=notes,
     )

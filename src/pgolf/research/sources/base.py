@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pgolf.clock import iso_utc
 from pgolf.research.items import ResearchItem
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class SourceSpec:
 
 def iso(moment: datetime) -> str:
     """ISO-8601 UTC with a Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(moment)
 
 
 def parse_time(value: Any) -> datetime | None:
