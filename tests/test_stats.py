@@ -83,3 +83,34 @@ def test_stats_compare_cli_on_records_folders(shared_data) -> None:
     data = _json.loads(result.stdout)
     assert data["test"] == "welch" and data["n_candidate"] == data["n_reference"] == 3
     assert data["significant"] and data["improvement"] > 0.03
+
+
+def test_stats_compare_uses_the_seeds_submission_json_names(shared_data, tmp_path) -> None:
+    import json as _json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from pgolf.cli.app import app
+
+    records = shared_data / "records" / "track_10min_16mb"
+    lora, baseline = records / "2026-03-17_LoRA_TTT", records / "2026-03-17_NaiveBaseline"
+    # LoRA_TTT's submission.json names no seeds: all four ablation logs count, and the output says so
+    result = CliRunner().invoke(app, ["stats", "compare", str(lora), str(baseline), "--json"])
+    assert result.exit_code == 0, result.output
+    data = _json.loads(result.stdout)
+    assert data["n_candidate"] == 4
+    assert data["used"]["A"] == [f"{lora}: train_v0.txt, train_v1.txt, train_v2.txt, train_v3.txt (every complete "
+                                 "log (submission.json names no seeds they match); some share a seed, so they "
+                                 "may be reruns or ablations rather than independent seeds)"]
+    # A 3-seed folder with one of LoRA_TTT's ablation logs added: only the three named seeds count
+    folder = tmp_path / "2026-04-09_A2_Muon097_3Seed"
+    shutil.copytree(records / folder.name, folder)
+    shutil.copy(lora / "train_v0.txt", folder / "train_ablation.txt")
+    text = CliRunner().invoke(app, ["stats", "compare", str(folder), str(baseline)])
+    assert text.exit_code == 0, text.output
+    assert (f"A: {folder}: train_seed0.log, train_seed1234.log, train_seed42.log (the seeds submission.json "
+            "names (0, 1234, 42))") in text.stdout
+    assert "train_ablation" not in text.stdout
+    scores = _json.loads(CliRunner().invoke(app, ["stats", "compare", str(folder), str(baseline), "--json"]).stdout)
+    assert scores["n_candidate"] == 3

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pgolf.errors import DataError
 from pgolf.rules import TRACK_10MIN_16MB
 from pgolf.submission.checks import FAIL, NA, PASS, UNKNOWN, WARN, run_checks
 from pgolf.submission.code_scan import score_first_findings, val_leak_findings
@@ -113,3 +114,51 @@ def test_wrapped_script_is_checked_inside() -> None:
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="stdlib_module_names")
 def test_stdlib_imports_need_no_declaration() -> None:
     assert _checks("import os, json, lzma\nimport numpy, torch\n")["dependencies"].status == PASS
+
+
+def test_code_that_does_not_parse_passes_no_code_check() -> None:
+    results = _checks("import requests\ndef f(:\n    requests.get('http://x')\n")
+    for name in ("wrapper", "counted_code", "no_network", "dependencies", "score_first_ttt", "lut_audit"):
+        assert results[name].status == UNKNOWN, (name, results[name].summary)
+        assert "does not parse (line 2: " in results[name].summary
+    assert results["python_grammar"].status in (WARN, FAIL)
+
+
+@pytest.mark.parametrize("content", [b"Hello, this is a README.\nNothing to run.\n", b"def f(:\n    pass\n",
+                                     bytes(range(256)) * 4])
+def test_a_single_file_that_is_not_python_is_refused(content: bytes, tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "notes.py"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"notes\.py: not a Python script \((line \d+: )?\w"):
+        run_checks(load_path(path), TRACK_10MIN_16MB)
+    done = subprocess.run([sys.executable, "-m", "pgolf", "check", str(path)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "notes.py: not a Python script (" in done.stderr
+
+
+def test_evidence_names_the_checked_script(tmp_path: Path) -> None:
+    path = tmp_path / "my_train.py"
+    path.write_text("import requests\ndef evaluate():\n    return requests.get('http://x')\n"
+                    "MAX = float(__import__('os').environ.get('MAX_WALLCLOCK_SECONDS', 1200))\n")
+    results = {r.name: r for r in run_checks(load_path(path), TRACK_10MIN_16MB)}
+    assert results["no_network"].evidence == ["my_train.py:1: imports requests",
+                                              "my_train.py:3: network call requests.get() (inside an evaluation "
+                                              "function)"]
+    assert results["dependencies"].evidence[0].startswith("my_train.py:1: ")
+    assert any(e.startswith("my_train.py:4: ") for e in results["time_limits"].evidence)
+    lut = load_path(FIXTURES / "plus_one_leading_space.py")
+    assert {r.name: r for r in run_checks(lut, TRACK_10MIN_16MB)}["lut_audit"].evidence[0].startswith(
+        "plus_one_leading_space.py:7: make_byte_tables: ")
+    assert not any("train_gpt.py" in e for r in results.values() for e in r.evidence)
+
+
+def test_grammar_warning_states_its_failure_once() -> None:
+    newer = _checks("try:\n    pass\nexcept* ValueError:\n    pass\n")["python_grammar"]
+    assert newer.summary == "needs a newer Python than 3.10"
+    assert newer.evidence == ["train_gpt.py: Python 3.10: line 4: Exception groups are only supported in "
+                              "Python 3.11 and greater"]
+    broken = _checks("def f(:\n    pass\n")["python_grammar"]
+    assert not any(e.split(": ", 1)[1] in broken.summary for e in broken.evidence)

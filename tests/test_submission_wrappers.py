@@ -70,3 +70,17 @@ def test_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     bomb = base64.b85encode(lzma.compress(b"#" * 100_000)).decode()
     result = unwrap(f"import lzma,base64\nexec(lzma.decompress(base64.b85decode({bomb!r})))\n")
     assert result.obfuscated and "more than 1000 bytes" in result.reason
+
+
+@pytest.mark.timeout(30)
+def test_a_doubling_chain_of_constants_is_refused_not_built() -> None:
+    # nine 16-fold concatenations would be 137 GB, and without decoding each name once, 16**9 evaluations
+    lines = ['A0 = "xx"'] + [f"A{i} = " + " + ".join([f"A{i - 1}"] * 16) for i in range(1, 10)]
+    result = unwrap("\n".join(lines) + "\nexec(A9)\n")
+    assert result.obfuscated and "concatenation of more than" in result.reason
+
+
+@pytest.mark.parametrize("source", ["x = " + "1+" * 100_000 + "1\n", "a\x00b = 1\n", "def f(:\n"])
+def test_what_does_not_parse_is_a_syntax_error_not_a_crash(source: str) -> None:
+    result = unwrap(source)
+    assert result.syntax_error and not result.obfuscated

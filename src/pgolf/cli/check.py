@@ -44,10 +44,8 @@ def _parse_against(text: str) -> list[float]:
 
 
 def _frontier(ws: Workspace | None, track: str) -> tuple[list[float], str]:
-    try:
-        from pgolf.research.competitors import frontier, workspace_competitors
-    except ImportError:
-        raise DataError("--frontier: the competitor store is not available in this installation") from None
+    from pgolf.research.competitors import frontier, workspace_competitors  # only --frontier needs it
+
     entries = workspace_competitors(ws.state_dir) if ws is not None else []
     best = frontier(entries).get(track)
     if best is None or best.val_bpb is None:

@@ -19,26 +19,32 @@ from pgolf.workspace import Workspace
 stats_app = typer.Typer(help="Statistics over runs.", no_args_is_help=True)
 
 
-def _results(spec: str, ws: Workspace | None) -> list[RunResult]:
-    """Final results named by `spec`: comma-separated run ids, log files, or records folders."""
+def _results(spec: str, ws: Workspace | None) -> tuple[list[RunResult], list[str]]:
+    """Final results named by `spec` (comma-separated run ids, log files, or records folders) and which
+    logs they came from."""
     out: list[RunResult] = []
+    used: list[str] = []
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         path = Path(item)
         if path.is_dir():
-            out += [r for r in load_path(path).logs().values() if r.complete]
+            logs, why = load_path(path).seed_logs()
+            out += logs.values()
+            used.append(f"{item}: {', '.join(logs) or 'no complete log'} ({why})")
         elif path.is_file():
             out.append(parse_log(path))
+            used.append(item)
         elif ws is not None and ws.run_dir(item).is_dir():
             result = read_run_result(ws.run_dir(item))
             if result is None:
                 raise DataError(f"run {item}: no result.json or train.log")
             out.append(result)
+            used.append(f"run {item}")
         else:
             raise DataError(f"{item}: not a run id, a log file, or a records folder")
     scored = [r for r in out if r.val_bpb is not None]
     if not scored:
         raise DataError(f"{spec}: no finished run with a val_bpb")
-    return scored
+    return scored, used
 
 
 @stats_app.command("compare")
@@ -50,14 +56,20 @@ def compare(
 ) -> None:
     """Welch's t-test: does A beat B by the ruleset's nat margin (converted to BPB with A's own tokens per
     byte) at its p threshold? One value in B is treated as a constant (one-sample test).
+
+    From a records folder only the logs of the seeds its submission.json reports count; without them every
+    complete log counts. Which logs were used is printed (and under "used" in --json).
     """
     ws = optional_workspace()
     ruleset = resolve_ruleset(track, ws)
-    a, b = _results(candidate, ws), _results(reference, ws)
+    (a, used_a), (b, used_b) = _results(candidate, ws), _results(reference, ws)
     result = compare_runs([r.val_bpb for r in a], [r.val_loss for r in a], [r.val_bpb for r in b], ruleset)
     if as_json:
-        print_json({"ruleset": ruleset.name, **result.as_dict()})
+        print_json({"ruleset": ruleset.name, **result.as_dict(), "used": {"A": used_a, "B": used_b}})
         return
+    for label, used in (("A", used_a), ("B", used_b)):
+        for line in used:
+            console.print(f"{label}: {line}", highlight=False, markup=False, soft_wrap=True)
     table = Table("", "n", "mean val_bpb", "std")
     for label, n, mean, std in (("A", result.n_candidate, result.mean_candidate, result.std_candidate),
                                 ("B", result.n_reference, result.mean_reference, result.std_reference)):

@@ -7,7 +7,6 @@ is reserved for a rule broken on the evidence shown; a heuristic that may be wro
 
 from __future__ import annotations
 
-import ast
 import re
 import statistics
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pgolf.errors import DataError
 from pgolf.logs import RunResult
 from pgolf.rules import Ruleset
 from pgolf.submission.code_scan import (
@@ -28,7 +28,7 @@ from pgolf.submission.code_scan import (
 from pgolf.submission.folder import SCRIPT_NAME, Submission
 from pgolf.submission.lut_audit import BUGGY, CORRECT, OBFUSCATED, audit_source
 from pgolf.submission.stats import compare_runs
-from pgolf.submission.wrappers import unwrap
+from pgolf.submission.wrappers import parse_problem, unwrap
 
 PASS, WARN, FAIL, UNKNOWN, NA = "PASS", "WARN", "FAIL", "UNKNOWN", "N/A"
 STATUS_ORDER = (FAIL, WARN, UNKNOWN, PASS, NA)
@@ -88,8 +88,9 @@ class _Context:
     meta_problem: str
     logs: dict[str, RunResult]
     finals: dict[str, RunResult]  # logs with a final score
-    source: str | None  # the script after peeling wrappers
-    wrapper_problem: str
+    source: str | None  # the script after peeling wrappers, when it parses
+    decoded: str | None  # the script after peeling wrappers, parsing or not (None: undecodable)
+    code_problem: str  # why `source` is None
     cpu: bool
 
 
@@ -313,19 +314,21 @@ def _json_seed_results(meta: dict[str, Any] | None) -> dict[str, dict[str, Any]]
 
 # -- code checks (need the script) ------------------------------------------------------------------------
 
-def _needs_code(name: str, rule: str, ctx: _Context) -> Callable[..., CheckResult] | CheckResult:
+def _needs_code(name: str, rule: str, ctx: _Context, *, parsed: bool = True
+                ) -> Callable[..., CheckResult] | CheckResult:
+    """The check's result maker, or UNKNOWN when there is no code to read (or, if `parsed`, none that parses)."""
     out = _result(name, rule)
     if ctx.sub.script is None:
         return out(UNKNOWN, f"no {SCRIPT_NAME} in the submission")
-    if ctx.source is None:
-        return out(UNKNOWN, f"the script cannot be read: {ctx.wrapper_problem}")
+    if ctx.decoded is None or (parsed and ctx.source is None):
+        return out(UNKNOWN, ctx.code_problem, [f"{ctx.sub.script_name}: {ctx.code_problem}"])
     return out
 
 
 def _from_findings(out: Callable[..., CheckResult], findings: Sequence[tuple[str, str, str]],
-                   ok: str) -> CheckResult:
+                   ok: str, script_name: str) -> CheckResult:
     """Findings are (severity FAIL/WARN/INFO, line, message); the worst decides, INFO alone passes."""
-    evidence = [f"{SCRIPT_NAME}:{line}: {msg}" for _, line, msg in findings]
+    evidence = [f"{script_name}:{line}: {msg}" for _, line, msg in findings]
     serious = [f for f in findings if f[0] in (FAIL, WARN)]
     if not serious:
         return out(PASS, ok, evidence)
@@ -343,6 +346,9 @@ def check_wrapper(ctx: _Context) -> CheckResult:
     unwrapped = unwrap(script)
     if unwrapped.obfuscated:
         return out(WARN, f"OBFUSCATED: {unwrapped.reason}", [f"{ctx.sub.script_name}: {unwrapped.reason}"])
+    if unwrapped.syntax_error:
+        return out(UNKNOWN, ctx.code_problem, [f"{ctx.sub.script_name}: {layer}" for layer in unwrapped.layers]
+                   + [f"{ctx.sub.script_name}: {ctx.code_problem}"])
     if unwrapped.wrapped:
         return out(PASS, f"decoded {len(unwrapped.layers)} wrapper layer(s) without executing them",
                    [f"{ctx.sub.script_name}: {layer}" for layer in unwrapped.layers])
@@ -352,27 +358,28 @@ def check_wrapper(ctx: _Context) -> CheckResult:
 def check_python_grammar(ctx: _Context) -> CheckResult:
     """The script parses under the Python 3.10, 3.11 and 3.12 grammars."""
     got = _needs_code("python_grammar", "the script must compile and run in the records folder (Python "
-                      "3.10-3.12)", ctx)
+                      "3.10-3.12)", ctx, parsed=False)
     if isinstance(got, CheckResult):
         return got
-    # ast.parse can only narrow the running interpreter's grammar, never widen it to a newer one.
-    versions = [v for v in _PYTHON_GRAMMARS if v <= sys.version_info[:2]]
+    versions = _grammars()
     newest, checked = versions[-1], ", ".join(f"{a}.{b}" for a, b in versions)
-    failures = []
-    for version in versions:
-        try:
-            ast.parse(ctx.source or "", feature_version=version)
-        except SyntaxError as err:
-            failures.append((version, f"Python {version[0]}.{version[1]}: line {err.lineno}: {err.msg}"))
+    failures = [(v, f"Python {v[0]}.{v[1]}: {problem}") for v in versions
+                if (problem := parse_problem(ctx.decoded or "", v))]
     if not failures:
         return got(PASS, f"parses under Python {checked}")
-    evidence = [f"{SCRIPT_NAME}: {msg}" for _, msg in failures]
+    evidence = [f"{ctx.sub.script_name}: {msg}" for _, msg in failures]
+    last = f"{failures[-1][0][0]}.{failures[-1][0][1]}"
     if failures[-1][0] != newest:
-        return got(WARN, "needs a newer Python than 3.10: " + failures[0][1], evidence)
+        return got(WARN, f"needs a newer Python than {last}", evidence)
     if newest >= _PYTHON_GRAMMARS[-1]:
-        return got(FAIL, failures[-1][1], evidence)
-    return got(WARN, f"does not parse under Python {newest[0]}.{newest[1]}, the newest grammar this interpreter "
-               f"has (3.12-only syntax, or a syntax error): {failures[-1][1]}", evidence)
+        return got(FAIL, f"does not parse under Python {last}", evidence)
+    return got(WARN, f"does not parse under Python {last}, the newest grammar this interpreter has "
+               "(3.12-only syntax, or a syntax error)", evidence)
+
+
+def _grammars() -> list[tuple[int, int]]:
+    """The challenge's Python grammars this interpreter can check (ast.parse cannot widen to a newer one)."""
+    return [v for v in _PYTHON_GRAMMARS if v <= sys.version_info[:2]]
 
 
 def check_counted_code(ctx: _Context) -> CheckResult:
@@ -384,7 +391,7 @@ def check_counted_code(ctx: _Context) -> CheckResult:
     local = {n for n in ctx.sub.files if n != SCRIPT_NAME}
     counted = ctx.meta.get("bytes_code") if ctx.meta else None
     return _from_findings(got, counted_code_findings(ctx.source or "", local, ctx.sub.sizes, counted),
-                          "every piece of code that runs is in train_gpt.py")
+                          f"every piece of code that runs is in {ctx.sub.script_name}", ctx.sub.script_name)
 
 
 def check_network(ctx: _Context) -> CheckResult:
@@ -392,7 +399,8 @@ def check_network(ctx: _Context) -> CheckResult:
     got = _needs_code("no_network", "no external downloads or network calls during evaluation", ctx)
     if isinstance(got, CheckResult):
         return got
-    return _from_findings(got, network_findings(ctx.source or ""), "no network module or call")
+    return _from_findings(got, network_findings(ctx.source or ""), "no network module or call",
+                          ctx.sub.script_name)
 
 
 def check_dependencies(ctx: _Context) -> CheckResult:
@@ -402,7 +410,7 @@ def check_dependencies(ctx: _Context) -> CheckResult:
         return got
     requirements = ctx.sub.text("requirements.txt") if ctx.sub.kind == "folder" else None
     return _from_findings(got, dependency_findings(ctx.source or "", requirements, sys.stdlib_module_names),
-                          "every third-party import that always runs is declared")
+                          "every third-party import that always runs is declared", ctx.sub.script_name)
 
 
 def check_lut(ctx: _Context) -> CheckResult:
@@ -412,7 +420,8 @@ def check_lut(ctx: _Context) -> CheckResult:
     if isinstance(got, CheckResult):
         return got
     audit = audit_source(ctx.source or "")
-    where = f"{SCRIPT_NAME}:{audit.line}: {audit.function}" if audit.function else SCRIPT_NAME
+    name = ctx.sub.script_name
+    where = f"{name}:{audit.line}: {audit.function}" if audit.function else name
     evidence = [f"{where}: {d.code}: {d.description}; e.g. {d.examples[0]}" for d in audit.deviations]
     if audit.status == CORRECT:
         return got(PASS, f"CORRECT ({audit.function} at line {audit.line})", [where])
@@ -431,7 +440,7 @@ def check_score_first(ctx: _Context) -> CheckResult:
         return got
     findings = score_first_findings(ctx.source or "") + val_leak_findings(ctx.source or "")
     return _from_findings(got, findings, "no optimizer step before scoring; validation tokens never reach "
-                                         "training or calibration")
+                                         "training or calibration", ctx.sub.script_name)
 
 
 # -- time, hardware, coverage, statistics ----------------------------------------------------------------
@@ -455,7 +464,8 @@ def check_time_limits(ctx: _Context) -> CheckResult:
                   f"{ctx.ruleset.gpu_count}x{ctx.ruleset.gpu_kind}")
     if ctx.sub.kind == "script":
         findings = wallclock_findings(ctx.source or "", train_limit) if ctx.source else []
-        return _from_findings(out, findings, "no wallclock override in the script") if findings else \
+        return _from_findings(out, findings, "no wallclock override in the script", ctx.sub.script_name) \
+            if findings else \
             out(NA, "a single script: no logs to time")
     if train_limit is None and eval_limit is None:
         return out(NA, f"{ctx.ruleset.name} has no time limits")
@@ -477,7 +487,7 @@ def check_time_limits(ctx: _Context) -> CheckResult:
     if ctx.source:
         for sev, line, msg in wallclock_findings(ctx.source, train_limit):
             (problems if sev == FAIL else notes).append(msg)
-            evidence.append(f"{SCRIPT_NAME}:{line}: {msg}")
+            evidence.append(f"{ctx.sub.script_name}:{line}: {msg}")
     if problems:
         return out(FAIL, "; ".join(problems), evidence)
     if not ctx.finals:
@@ -596,7 +606,7 @@ ALL_CHECKS: tuple[Callable[[_Context], CheckResult], ...] = (
 )
 
 
-def _is_cpu(sub: Submission, meta: dict[str, Any] | None) -> bool:
+def _is_cpu(meta: dict[str, Any] | None) -> bool:
     hardware = str((meta or {}).get("hardware", "")).lower()
     return "cpu" in hardware.split() or hardware.startswith("cpu")
 
@@ -606,20 +616,33 @@ def run_checks(sub: Submission, ruleset: Ruleset, options: CheckOptions | None =
     options = options or CheckOptions()
     meta, problem = sub.submission_json() if sub.kind == "folder" else (None, "")
     logs = sub.logs() if sub.kind == "folder" else {}
+    if sub.kind == "script":
+        ensure_python_script(sub)
     script = sub.script
-    source, wrapper_problem = None, ""
+    source = decoded = None
+    code_problem = ""
     if script is not None:
         unwrapped = unwrap(script)
         if unwrapped.obfuscated:
-            wrapper_problem = unwrapped.reason
-        elif unwrapped.syntax_error:
-            source, wrapper_problem = unwrapped.source, unwrapped.syntax_error
+            code_problem = f"the script cannot be read: {unwrapped.reason}"
         else:
-            source = unwrapped.source
+            decoded = unwrapped.source
+            source = None if unwrapped.syntax_error else decoded
+            code_problem = f"the script does not parse ({unwrapped.syntax_error})" if source is None else ""
     ctx = _Context(sub, ruleset, options, meta, problem, logs,
                    {n: r for n, r in logs.items() if r.complete and r.val_bpb is not None},
-                   source, wrapper_problem, options.cpu if options.cpu is not None else _is_cpu(sub, meta))
+                   source, decoded, code_problem, options.cpu if options.cpu is not None else _is_cpu(meta))
     return [check(ctx) for check in ALL_CHECKS]
+
+
+def ensure_python_script(sub: Submission) -> None:
+    """Refuse a single file that parses under none of the grammars: it is not a Python script."""
+    versions = _grammars()
+    problems = [parse_problem(sub.script or "", v) for v in versions]
+    if all(problems):
+        newer = "" if versions[-1] >= _PYTHON_GRAMMARS[-1] else \
+            f"; or it needs a newer Python than {versions[-1][0]}.{versions[-1][1]}, which runs this check"
+        raise DataError(f"{sub.where}: not a Python script ({problems[-1]}{newer})")
 
 
 def worst_status(results: Sequence[CheckResult]) -> str:

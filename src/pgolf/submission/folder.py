@@ -16,6 +16,8 @@ TRACK_DIRS = ("track_10min_16mb", "track_non_record_16mb")
 # Logs are named train*.log / *.txt in the records; README and requirements are not logs.
 _LOG_NAME = re.compile(r"(?:^|/)(?:train|log)[^/]*\.(?:log|txt)$", re.IGNORECASE)
 _NOT_LOGS = frozenset({"requirements.txt"})
+# A log named for its seed (train_seed42.log) even where its text prints another (a default it overrode).
+_SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
 MAX_FILE_BYTES = 32 * 1024 * 1024  # model blobs are not read into memory
 
 
@@ -57,6 +59,20 @@ class Submission:
             self._logs = {n: parse_log_text(self.text(n) or "", n) for n in self.log_names()}
         return self._logs
 
+    def seed_logs(self) -> tuple[dict[str, RunResult], str]:
+        """The complete logs of the seeds submission.json names (its per-seed results), else every complete
+        log; with a note saying which rule chose them."""
+        complete = {n: r for n, r in self.logs().items() if r.complete}
+        named = _named_seeds(self.submission_json()[0])
+        chosen = {n: r for n, r in complete.items() if named & {str(r.seed), *_SEED_IN_NAME.findall(n)}}
+        if chosen:
+            return chosen, f"the seeds submission.json names ({', '.join(sorted(named))})"
+        seeds = [r.seed for r in complete.values() if r.seed is not None]
+        note = "every complete log (submission.json names no seeds they match)"
+        if len(set(seeds)) < len(seeds):
+            note += "; some share a seed, so they may be reruns or ablations rather than independent seeds"
+        return complete, note
+
     def submission_json(self) -> tuple[dict[str, Any] | None, str]:
         """submission.json as a mapping, or None and why not."""
         raw = self.text("submission.json")
@@ -69,6 +85,17 @@ class Submission:
         if not isinstance(data, dict):
             return None, "submission.json is not a JSON object"
         return data, ""
+
+
+def _named_seeds(meta: dict[str, Any] | None) -> set[str]:
+    """Seeds submission.json reports: the keys of seed_results (or of a seeds mapping), else the seeds list."""
+    meta = meta or {}
+    for key in ("seed_results", "seeds"):
+        value = meta.get(key)
+        if isinstance(value, dict) and value:
+            return {str(k) for k in value}
+    seeds = meta.get("seeds")
+    return {str(s) for s in seeds} if isinstance(seeds, list) else set()
 
 
 def load_path(path: Path) -> Submission:

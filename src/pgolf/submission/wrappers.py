@@ -212,7 +212,7 @@ def parse_problem(source: str, feature_version: tuple[int, int] | None = None) -
     try:
         ast.parse(source, feature_version=feature_version)
     except SyntaxError as err:
-        return f"line {err.lineno}: {err.msg}"
+        return f"line {err.lineno}: {err.msg}" if err.lineno else err.msg
     except (ValueError, RecursionError, MemoryError) as err:  # NUL bytes, nesting too deep for the parser
         return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     return ""
