@@ -35,7 +35,7 @@ class FakeRunpod:
     """State of the fake account: pods by id and every call, in order."""
 
     def __init__(self, ssh_host: str, ssh_port: int, authorized_keys: Path, *,
-                 cost_per_hr: float = 21.52, polls_until_ready: int = 1) -> None:
+                 cost_per_hr: float | None = 21.52, polls_until_ready: int = 1) -> None:
         self.ssh_host = ssh_host
         self.ssh_port = ssh_port
         self.authorized_keys = authorized_keys
@@ -44,6 +44,8 @@ class FakeRunpod:
         self.pods: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.on_delete: Callable[[dict[str, Any]], None] | None = None
+        self.price_on_create = True  # False: the create answer omits costPerHr (GET still has it)
+        self.refuse_deletes = False  # True: DELETE answers HTTP 400
         self.url = ""
         self._lock = threading.Lock()
         self._polls: dict[str, int] = {}
@@ -60,8 +62,9 @@ class FakeRunpod:
         pod_id = f"pod{self._next:04d}"
         pod = {"id": pod_id, "name": body["name"], "image": body["imageName"],
                "gpuCount": body["gpuCount"], "desiredStatus": "RUNNING",
-               "costPerHr": str(self.cost_per_hr), "env": dict(body.get("env") or {}),
-               "publicIp": "", "portMappings": {}}
+               "env": dict(body.get("env") or {}), "publicIp": "", "portMappings": {}}
+        if self.cost_per_hr is not None:  # None: the provider does not say
+            pod["costPerHr"] = str(self.cost_per_hr)
         if ready:
             self._ready(pod)
         self.pods[pod_id] = pod
@@ -106,6 +109,8 @@ class FakeRunpod:
                     self._ready(pod)
                 return 200, pod
             if method == "DELETE":
+                if self.refuse_deletes:
+                    return 400, {"error": "delete refused"}
                 del self.pods[pod["id"]]
                 if self.on_delete is not None:
                     self.on_delete(pod)
@@ -121,6 +126,8 @@ class FakeRunpod:
         if key:
             with open(self.authorized_keys, "a", encoding="utf-8") as fh:
                 fh.write(key + "\n")
+        if not self.price_on_create:
+            return 201, {k: v for k, v in pod.items() if k != "costPerHr"}
         return 201, pod
 
 

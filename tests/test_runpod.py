@@ -28,7 +28,7 @@ from pgolf.compute.pods import PodLifecycle, register_cleanup, unregister_cleanu
 from pgolf.compute.runpod import RunpodBackend, RunpodClient, RunpodError
 from pgolf.compute.ssh import PID_FILE, SshBackend
 from pgolf.ledger import LedgerRow
-from pgolf.loop.promote import promote_run
+from pgolf.loop.promote import InFlight, promote_run, run_promotion_queue, sweep_at_start
 from pgolf.workspace import Workspace, init_workspace
 from sshd_server import LocalSshd, running_sshd
 
@@ -139,6 +139,17 @@ def _assert_no_reservation_left(s: Setup) -> None:
     assert states and "reserved" not in states
 
 
+def _assert_crash_row_holds_the_settled_cost(s: Setup) -> None:
+    """One crash row for L1 whose cost is what the budget settled for the pod (> 0); L1 is promoted."""
+    rows = s.ws.ledger().rows()
+    (crash,) = [r for r in rows if r.parent_run == "L1"]
+    (entry,) = s.ws.budget().history()
+    assert crash.status == "crash" and entry.state == "settled" and entry.actual_usd > 0
+    assert crash.cost_usd == pytest.approx(entry.actual_usd, abs=1e-4)
+    assert next(r for r in rows if r.run_id == "L1").promoted == "yes"
+    assert list(InFlight.folder(s.ws).glob("*.json")) == []
+
+
 def test_normal_run_terminates_the_pod_and_settles_price_times_lifetime(setup: Setup):
     s = setup
     result = promote_run(s.ws, s.ws.config(), "L1", yes=True)
@@ -181,9 +192,10 @@ def test_exception_mid_run_still_terminates_and_records_a_crash(setup: Setup,
     s = setup
     before = signal.getsignal(signal.SIGTERM)
 
-    def broken_fetch(self, remote_run, run_dir):
+    def broken_fetch(self, remote_run, run_dir, timeout):
         raise RuntimeError("the network broke while fetching results")
 
+    # A bug (not a failed run) propagates, but only after the pod was terminated and its cost recorded.
     monkeypatch.setattr(SshBackend, "_fetch_results", broken_fetch)
     with pytest.raises(RuntimeError, match="network broke"):
         promote_run(s.ws, s.ws.config(), "L1", yes=True)
@@ -191,8 +203,7 @@ def test_exception_mid_run_still_terminates_and_records_a_crash(setup: Setup,
     assert s.mine() == []
     _assert_other_untouched(s)
     _assert_no_reservation_left(s)
-    crash = [r for r in s.ws.ledger().rows() if r.parent_run == "L1"]
-    assert [r.status for r in crash] == ["crash"]
+    _assert_crash_row_holds_the_settled_cost(s)
     assert signal.getsignal(signal.SIGTERM) is before, "the chained handler is removed afterwards"
 
 
@@ -221,10 +232,15 @@ def test_sigterm_mid_run_terminates_the_pod_then_dies_as_sigterm_would(setup: Se
     assert proc.returncode == -signal.SIGTERM, proc.stdout.read().decode()
     assert s.mine() == []
     _assert_other_untouched(s)
+    # The handler only deleted the pod and wrote its record (the budget's lock may have been held);
+    # the next start settles the money and records the crash.
+    (record,) = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url)).records()
+    assert record.terminated_at is not None and record.cost_usd > 0
+    messages = sweep_at_start(s.ws, s.ws.config())
+    assert any("recorded as crash" in m for m in messages), messages
     _assert_no_reservation_left(s)
-    rows = s.ws.ledger().rows()
-    assert [r.status for r in rows if r.parent_run == "L1"] == ["crash"]
-    assert next(r for r in rows if r.run_id == "L1").promoted == "yes"
+    _assert_crash_row_holds_the_settled_cost(s)
+    _assert_other_untouched(s)
 
 
 def test_sigkill_leaves_an_orphan_that_the_next_start_sweeps(setup: Setup):
@@ -241,18 +257,24 @@ def test_sigkill_leaves_an_orphan_that_the_next_start_sweeps(setup: Setup):
     (listed,) = json.loads(listing.stdout)
     assert (listed["id"], listed["owner"]) == (orphan["id"], "gone")
 
-    s.set_mode("ok")
-    result = promote_run(s.ws, s.ws.config(), "L1", yes=True)
+    assert len(list(InFlight.folder(s.ws).glob("*.json"))) == 1, "the promotion left its in-flight file"
 
-    assert result.status == "keep", result.reason
+    # The next start: the supervisor's sweep (or a promotion, or the queue) recovers it.
+    messages = sweep_at_start(s.ws, s.ws.config())
+    assert any("recorded as crash" in m for m in messages), messages
     assert s.mine() == []
     _assert_other_untouched(s)
-    deletes = [i for i, c in enumerate(s.fake.calls) if c.method == "DELETE"]
-    second_post = [i for i, c in enumerate(s.fake.calls) if c.method == "POST" and c.path == "/v1/pods"][1]
-    assert s.fake.calls[deletes[0]].path.endswith(orphan["id"]) and deletes[0] < second_post
-    entries = s.ws.budget().history()
-    assert [e.state for e in entries] == ["settled", "settled"]
-    assert entries[0].extra["pod_id"] == orphan["id"] and entries[0].actual_usd > 0
+    _assert_crash_row_holds_the_settled_cost(s)
+    assert s.ws.budget().history()[0].extra["pod_id"] == orphan["id"]
+    assert run_promotion_queue(s.ws, s.ws.config(), yes=True) == [], "L1 is never paid for twice"
+    assert sweep_at_start(s.ws, s.ws.config()) == []
+
+    # Promoting it again is still possible, when asked for by name.
+    s.set_mode("ok")
+    result = promote_run(s.ws, s.ws.config(), "L1", yes=True)
+    assert result.status == "keep", result.reason
+    assert s.mine() == []
+    assert [e.state for e in s.ws.budget().history()] == ["settled", "settled"]
 
 
 def test_settled_cost_is_the_pod_price_times_its_lifetime(setup: Setup):
@@ -274,6 +296,110 @@ def test_settled_cost_is_the_pod_price_times_its_lifetime(setup: Setup):
     assert (entry.state, entry.seconds) == ("settled", 900.0)
     assert entry.actual_usd == pytest.approx(21.52 * 900 / 3600)
     assert s.mine() == []
+
+
+@pytest.mark.parametrize("price_on_get", [True, False])
+def test_a_pod_without_a_price_is_settled_at_the_known_or_configured_price(setup: Setup, price_on_get: bool):
+    s = setup
+    s.fake.price_on_create = False
+    if not price_on_get:
+        s.fake.cost_per_hr = None  # the provider never says: the configured price applies
+    config = s.ws.config()
+    budget = s.ws.budget(config)
+    ticks = itertools.count(1000.0, 900.0)
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url), budget, clock=lambda: next(ticks),
+                             price_per_gpu_hour=2.0)
+    reservation = budget.reserve(5.0, gpus=8, run_id="R3")
+    backend = RunpodBackend(s.ws, config.tiers.runpod, lifecycle, poll_seconds=0.05)
+    outcome = backend.run(RunRequest(
+        run_id="R3", workspace_root=s.ws.root, commit=git.head_commit(s.ws.root),
+        command=f"{sys.executable} train_gpt.py", run_dir=s.ws.run_dir("R3"), env={"FAKE_MODE": "ok"},
+        gpus=8, reservation_id=reservation))
+
+    price = 21.52 if price_on_get else 2.0 * 8
+    assert outcome.cost_usd == pytest.approx(price * 900 / 3600)
+    (entry,) = budget.history()
+    assert entry.state == "settled" and entry.actual_usd == pytest.approx(price * 900 / 3600)
+
+
+def test_the_deadline_terminates_the_pod_whatever_it_is_doing(setup: Setup):
+    s = setup
+    s.fake.polls_until_ready = 10**6  # ssh never comes up; the tier would wait 30 s for it
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url))
+    backend = RunpodBackend(s.ws, s.ws.config().tiers.runpod, lifecycle, poll_seconds=0.05)
+    started = time.time()
+    outcome = backend.run(RunRequest(
+        run_id="R4", workspace_root=s.ws.root, commit=git.head_commit(s.ws.root), command="true",
+        run_dir=s.ws.run_dir("R4"), gpus=8, deadline=started + 2.0))
+
+    assert outcome.timed_out and "deadline" in outcome.error
+    assert s.mine() == []
+    (record,) = lifecycle.records()
+    assert record.terminated_at is not None and record.terminated_at - started < 5.0
+    assert time.time() - started < 10.0
+
+
+def test_a_failed_termination_keeps_the_reservation_for_the_sweep(setup: Setup):
+    s = setup
+    s.fake.refuse_deletes = True
+    result = promote_run(s.ws, s.ws.config(), "L1", yes=True)  # an outcome, not an exception
+
+    assert result.outcome is not None and "could not terminate pod" in result.outcome.error
+    assert "the pod may still be running" in result.reason and result.cost_usd == 0
+    (pod,) = s.mine()
+    (entry,) = s.ws.budget().history()
+    assert entry.state == "reserved", "never released while the pod may still run"
+    # This process ends (its pid in the tags now names a dead one); the provider works again.
+    dead = str(_dead_pid())
+    pod["env"][pods.TAG_PID] = dead
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url))
+    (record,) = lifecycle.records()
+    record.tags[pods.TAG_PID] = dead
+    lifecycle._save(record)
+    s.fake.refuse_deletes = False
+
+    messages = sweep_at_start(s.ws, s.ws.config())
+
+    assert any(pod["id"] in m and "terminated" in m for m in messages), messages
+    assert s.mine() == []
+    (entry,) = s.ws.budget().history()
+    assert entry.state == "settled" and entry.actual_usd > 0
+    pods.run_cleanups()  # the failed pod's exit cleanup: now a no-op (its record says terminated)
+
+
+def test_a_signal_while_the_budget_is_locked_does_not_deadlock(setup: Setup):
+    s = setup
+    budget = s.ws.budget(s.ws.config())
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url), budget)
+    reservation = budget.reserve(5.0, gpus=8, run_id="R5")
+
+    def too_long(signum, frame):
+        raise TimeoutError("the signal handler blocked on the budget's lock")
+
+    seen: list[int] = []
+    original = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))  # chained to
+    old_alarm = signal.signal(signal.SIGALRM, too_long)
+    try:
+        pod = lifecycle.create(RunpodBackend(s.ws, s.ws.config().tiers.runpod, lifecycle).pod_body(RunRequest(
+            run_id="R5", workspace_root=s.ws.root, commit="", command="", run_dir=s.ws.run_dir("R5"), gpus=8,
+            reservation_id=reservation)), run_id="R5", reservation_id=reservation)
+        signal.alarm(10)
+        with budget._locked():  # the interrupted code holds the budget's lock
+            os.kill(os.getpid(), signal.SIGTERM)
+        signal.alarm(0)
+
+        assert seen == [signal.SIGTERM]
+        assert s.mine() == []
+        record = lifecycle.load_record(pod.id)
+        assert record is not None and record.terminated_at is not None and not record.settled
+        assert budget.history()[0].state == "reserved"
+        lifecycle.terminate(pod.id)  # normal code afterwards settles it
+        (entry,) = budget.history()
+        assert entry.state == "settled" and entry.actual_usd == pytest.approx(record.cost_usd)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old_alarm)
+        signal.signal(signal.SIGTERM, original)
 
 
 def test_a_pod_dearer_than_planned_is_terminated_at_once(setup: Setup):

@@ -6,12 +6,13 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, fmt_usd, print_json
 from pgolf.compute.pods import PodLifecycle
-from pgolf.compute.runpod import client_from_config
-from pgolf.errors import ConfigError
+from pgolf.compute.runpod import lifecycle_from_config
+from pgolf.loop.promote import recover_promotions
 
 compute_app = typer.Typer(help="Remote compute: pods this workspace made.", no_args_is_help=True)
 pods_app = typer.Typer(help="RunPod pods tagged with this workspace (never other workspaces' pods).",
@@ -22,9 +23,7 @@ compute_app.add_typer(pods_app, name="pods")
 def _lifecycle() -> PodLifecycle:
     ws = current_workspace()
     config = ws.config()
-    if config.tiers.runpod is None:
-        raise ConfigError("no [tiers.runpod] in pgolf.toml")
-    return PodLifecycle(ws, client_from_config(ws, config.tiers.runpod), ws.budget(config))
+    return lifecycle_from_config(ws, config, ws.budget(config))
 
 
 @pods_app.command("list")
@@ -49,13 +48,21 @@ def pods_sweep(
         "--include-other-hosts", help="Also terminate pods whose owner ran on another machine.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Terminate this workspace's pods whose pgolf process is gone, and settle what they cost."""
-    swept = _lifecycle().sweep_orphans(include_other_hosts=include_other_hosts)
+    """Terminate this workspace's pods whose pgolf process is gone, and settle what they cost.
+
+    First finishes promotions that a killed pgolf left in flight (crash row, parent marked promoted).
+    """
+    lifecycle = _lifecycle()
+    recovered = recover_promotions(lifecycle.ws, lifecycle.ws.config(), lifecycle.budget)
+    swept = lifecycle.sweep_orphans(include_other_hosts=include_other_hosts)
     if as_json:
-        print_json([asdict(s) for s in swept])
+        print_json({"recovered": recovered, "swept": [asdict(s) for s in swept]})
         return
+    for message in recovered:
+        console.print(escape(message))
     for s in swept:
-        console.print(f"terminated {s.id} ({s.name}, run {s.run_id or '-'}): {fmt_usd(s.cost_usd)}")
+        console.print(f"terminated {s.id} ({s.name}, run {s.run_id or '-'}): {fmt_usd(s.cost_usd)}"
+                      + (f" [red]{escape(s.problem)}[/]" if s.problem else ""))
     if not swept:
         console.print("no orphaned pods")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
-import json
 import os
 import shlex
 import signal
@@ -18,10 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pgolf import git
-from pgolf.atomic import atomic_write_text
-from pgolf.compute.base import LOG_NAME, RESULT_NAME, LineCallback, RunOutcome, RunRequest
+from pgolf.compute.base import (
+    LOG_NAME,
+    RESULT_NAME,
+    LineCallback,
+    RunOutcome,
+    RunRequest,
+    limit_reached,
+    pump_lines,
+    write_command_files,
+)
 
-COMMAND_NAME = "command.txt"
 _KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.1
 _PR_SET_PDEATHSIG = 1
@@ -89,11 +95,10 @@ class LocalBackend:
     def _write_command(self, request: RunRequest, argv: list[str]) -> None:
         # Only pgolf's overrides are written: the inherited environment may hold secrets.
         overrides = {"MAX_WALLCLOCK_SECONDS": f"{request.wallclock_seconds:g}", **request.env}
-        lines = [f"# run {request.run_id} at commit {request.commit}", f"cd {shlex.quote(str(request.run_dir))}"]
+        lines = [f"cd {shlex.quote(str(request.run_dir))}"]
         lines += [f"{k}={shlex.quote(v)} \\" for k, v in sorted(overrides.items())]
         lines.append(shlex.join(argv))
-        atomic_write_text(request.run_dir / COMMAND_NAME, "\n".join(lines) + "\n")
-        atomic_write_text(request.run_dir / "env.json", json.dumps(overrides, indent=1, sort_keys=True) + "\n")
+        write_command_files(request.run_dir, f"run {request.run_id} at commit {request.commit}", lines, overrides)
 
     def run(self, request: RunRequest, on_line: LineCallback | None = None) -> RunOutcome:
         """Export the commit, start the command in its own process group, stream its log, stop it at limits."""
@@ -106,8 +111,7 @@ class LocalBackend:
             try:
                 proc = subprocess.Popen(
                     argv, cwd=run_dir, env=self._environment(request), stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                    errors="replace", start_new_session=True,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                     preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 )
             except OSError as err:
@@ -117,7 +121,7 @@ class LocalBackend:
                 return outcome
             if self.on_start:
                 self.on_start(proc.pid)
-            reader = threading.Thread(target=_pump, args=(proc, log, on_line), daemon=True)
+            reader = threading.Thread(target=pump_lines, args=(proc.stdout, log, on_line), daemon=True)
             reader.start()
             self._wait(proc, request, outcome)
             reader.join(timeout=10)
@@ -125,7 +129,7 @@ class LocalBackend:
         outcome.finished_at = time.time()
         return outcome
 
-    def _wait(self, proc: subprocess.Popen[str], request: RunRequest, outcome: RunOutcome) -> None:
+    def _wait(self, proc: subprocess.Popen[bytes], request: RunRequest, outcome: RunOutcome) -> None:
         """Poll until the process exits, the hard timeout passes, or the caller cancels."""
         deadline = time.monotonic() + request.timeout_seconds
         while True:
@@ -134,25 +138,8 @@ class LocalBackend:
                 return
             except subprocess.TimeoutExpired:
                 pass
-            if request.cancel is not None and request.cancel.is_set():
-                outcome.interrupted = True
-            elif time.monotonic() > deadline:
-                outcome.timed_out = True
-            else:
-                continue
-            kill_group(proc.pid)
-            proc.wait()
-            return
-
-
-def _pump(proc: subprocess.Popen[str], log: io.TextIOBase, on_line: LineCallback | None) -> None:
-    """Copy the child's output to the log, line by line, flushed, and to the callback."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log.write(line)
-        log.flush()
-        if on_line:
-            # A display problem must never lose the log.
-            with contextlib.suppress(Exception):
-                on_line(line.rstrip("\n"))
+            if limit_reached(request, deadline, outcome, time.monotonic()):
+                kill_group(proc.pid)
+                proc.wait()
+                return
 

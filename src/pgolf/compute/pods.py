@@ -5,8 +5,9 @@ it. Termination runs from the run's own `finally`, from `atexit`, and from SIGTE
 chain to whatever handler was there before. A SIGKILL leaves the pod running; the next start lists this
 workspace's pods and terminates those whose owner process is gone. Pods of other workspaces on the same
 account are never touched. Each pod also has a record in `.pgolf/pods/<id>.json` (created, price,
-terminated, cost) from which its reservation is settled at price × lifetime.
-"""
+terminated, cost, settled) from which its reservation is settled at price × lifetime. A signal handler
+only deletes the pod and writes its record (taking the budget's lock there could deadlock against the
+interrupted code); the settlement follows in normal code, or in the next start's sweep."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ TAG_START = "PGOLF_OWNER_START"
 TAG_RUN = "PGOLF_RUN_ID"
 TAG_RESERVATION = "PGOLF_RESERVATION"
 _NAME_LIMIT = 64
+_HANDLER_WAIT_SECONDS = 30.0
 
 # -- cleanups that run on exit and on SIGTERM/SIGINT ------------------------------------------------
 
@@ -54,8 +56,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    previous = _previous.get(signum, signal.SIG_DFL)  # before run_cleanups restores the handlers
     run_cleanups()
-    previous = _previous.get(signum, signal.SIG_DFL)
     if callable(previous):
         previous(signum, frame)
     elif previous != signal.SIG_IGN:
@@ -104,10 +106,14 @@ def unregister_cleanup(token: int) -> bool:
 
 
 def run_cleanups() -> None:
-    """Run every registered cleanup, newest first; one failing never stops the others."""
+    """Run every registered cleanup, newest first; one failing never stops the others.
+
+    The previous signal handlers are back in place afterwards (nothing is left to clean up).
+    """
     with _lock:
         pending = sorted(_cleanups.items(), reverse=True)
         _cleanups.clear()
+        _restore_handlers()
     for _token, fn in pending:
         try:
             fn()
@@ -201,6 +207,7 @@ class PodRecord:
     terminated_at: float | None = None
     cost_usd: float | None = None
     reason: str = ""
+    settled: bool = False  # the cost is in the budget (or there is no reservation to settle)
 
 
 @dataclass(frozen=True)
@@ -224,20 +231,44 @@ class SweptPod:
     name: str
     run_id: str
     cost_usd: float
+    problem: str = ""  # why it could not be terminated or settled, when it could not
+
+
+def pod_records(ws: Workspace) -> list[PodRecord]:
+    """Every pod record of the workspace, oldest first."""
+    folder = ws.state_dir / "pods"
+    found = []
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):  # removed since the listing
+            found.append(PodRecord(**json.loads(path.read_text(encoding="utf-8"))))
+    return sorted(found, key=lambda r: r.created_at)
+
+
+def pod_may_be_running(ws: Workspace, reservation_id: str) -> bool:
+    """True when a pod paid from this reservation has no termination on record (it may still bill)."""
+    return any(r.reservation_id == reservation_id and r.terminated_at is None for r in pod_records(ws))
 
 
 class PodLifecycle:
-    """Create tagged pods, terminate them in every outcome, settle their cost, sweep orphans."""
+    """Create tagged pods, terminate them in every outcome, settle their cost, sweep orphans.
+
+    `max_cost_per_hr` refuses a pod dearer than planned; `price_per_gpu_hour` is the configured price,
+    used when the provider does not say what a pod costs (a paid pod is never recorded at $0).
+    """
 
     def __init__(self, ws: Workspace, client: RunpodClient, budget: BudgetManager | None = None, *,
-                 clock: Callable[[], float] = time.time, max_cost_per_hr: float | None = None) -> None:
+                 clock: Callable[[], float] = time.time, max_cost_per_hr: float | None = None,
+                 price_per_gpu_hour: float | None = None) -> None:
         self.ws = ws
         self.client = client
         self.budget = budget
         self.clock = clock
         self.max_cost_per_hr = max_cost_per_hr
+        self.price_per_gpu_hour = price_per_gpu_hour
         self.workspace_id = workspace_id(ws)
         self._tokens: dict[str, int] = {}
+        # Re-entrant: a signal handler on the main thread may terminate while the main thread terminates.
+        self._terminating = threading.RLock()
 
     @property
     def records_dir(self) -> Path:
@@ -259,10 +290,17 @@ class PodLifecycle:
 
     def records(self) -> list[PodRecord]:
         """Every local pod record, oldest first."""
-        if not self.records_dir.is_dir():
-            return []
-        found = [self.load_record(p.stem) for p in self.records_dir.glob("*.json")]
-        return sorted((r for r in found if r is not None), key=lambda r: r.created_at)
+        return pod_records(self.ws)
+
+    def price_of(self, pod: PodInfo, gpus: int) -> float:
+        """The pod's $/h: as the provider gave it, else re-read, else the configured price × GPUs."""
+        if pod.cost_per_hr > 0:
+            return pod.cost_per_hr
+        with contextlib.suppress(PgolfError):
+            fresh = self.client.get_pod(pod.id)
+            if fresh is not None and fresh.cost_per_hr > 0:
+                return fresh.cost_per_hr
+        return (self.price_per_gpu_hour or 0.0) * max(gpus or pod.gpu_count, 1)
 
     def create(self, body: dict[str, Any], *, run_id: str, reservation_id: str = "") -> PodInfo:
         """Create a pod; from here on it is terminated on exit, signal or error."""
@@ -272,13 +310,15 @@ class PodLifecycle:
             self._terminate_named(str(body.get("name", "")))
             raise
         record = PodRecord(pod.id, pod.name or str(body.get("name", "")), run_id, reservation_id,
-                           self.clock(), pod.cost_per_hr, dict(body.get("env") or {}))
+                           self.clock(), 0.0, dict(body.get("env") or {}))
+        self._save(record)  # first, so that a kill from here on leaves a trace the sweep settles
+        self._tokens[pod.id] = register_cleanup(lambda: self._stop_on_exit(pod.id))
+        record.cost_per_hr = self.price_of(pod, int(body.get("gpuCount") or 0))
         self._save(record)
-        self._tokens[pod.id] = register_cleanup(lambda: self.terminate(pod.id, reason="exit or signal"))
         limit = self.max_cost_per_hr
-        if limit is not None and pod.cost_per_hr > limit * 1.0001:
+        if limit is not None and record.cost_per_hr > limit * 1.0001:
             self.terminate(pod.id, reason="price above plan")
-            raise BudgetRefused(f"pod {pod.id} costs ${pod.cost_per_hr:.2f}/h, above the planned "
+            raise BudgetRefused(f"pod {pod.id} costs ${record.cost_per_hr:.2f}/h, above the planned "
                                 f"${limit:.2f}/h; terminated it (set the tier's price_per_gpu_hour)")
         return pod
 
@@ -291,11 +331,22 @@ class PodLifecycle:
         except PgolfError:
             pass  # the sweep at the next start will find it
 
-    def terminate(self, pod_id: str, reason: str = "") -> float:
-        """Delete the pod (idempotent), record its lifetime and settle its reservation; returns $."""
+    def _stop_on_exit(self, pod_id: str) -> None:
+        """The exit/signal cleanup: delete and record, never the budget (its lock may be held here)."""
+        # Bounded: another thread may hold the lock while it waits for the budget's lock, held by the
+        # code this handler interrupted. A second delete is harmless.
+        locked = self._terminating.acquire(timeout=_HANDLER_WAIT_SECONDS)
+        try:
+            self._stop_billing(pod_id, "exit or signal")
+        finally:
+            if locked:
+                self._terminating.release()
+
+    def _stop_billing(self, pod_id: str, reason: str) -> PodRecord | None:
+        """Delete the pod (idempotent) and record its lifetime and cost; touches no budget lock."""
         record = self.load_record(pod_id)
         if record is not None and record.terminated_at is not None:
-            return record.cost_usd or 0.0
+            return record
         try:
             self.client.delete_pod(pod_id)
         except PgolfError as err:
@@ -305,21 +356,45 @@ class PodLifecycle:
         if token is not None:
             unregister_cleanup(token)
         if record is None:
-            return 0.0
+            return None
         record.terminated_at = self.clock()
         lifetime = max(record.terminated_at - record.created_at, 0.0)
         record.cost_usd = record.cost_per_hr * lifetime / 3600.0
         record.reason = reason
+        record.settled = not (self.budget is not None and record.reservation_id)
         self._save(record)
-        self._settle(record, lifetime)
-        return record.cost_usd
+        return record
 
-    def _settle(self, record: PodRecord, lifetime: float) -> None:
-        if self.budget is None or not record.reservation_id:
+    def terminate(self, pod_id: str, reason: str = "") -> float:
+        """Delete the pod (idempotent), record its lifetime and settle its reservation; returns $."""
+        with self._terminating:
+            record = self._stop_billing(pod_id, reason)
+            if record is None:
+                return 0.0
+            self._settle(record)
+            return record.cost_usd or 0.0
+
+    def _settle(self, record: PodRecord) -> None:
+        """Put the pod's cost in the budget once; a reservation released while it billed is an error."""
+        if record.settled or self.budget is None or not record.reservation_id:
             return
-        with contextlib.suppress(BudgetRefused):  # already settled (by a concurrent sweep)
+        lifetime = max((record.terminated_at or record.created_at) - record.created_at, 0.0)
+        try:
             self.budget.settle(record.reservation_id, record.cost_usd or 0.0, seconds=lifetime,
                                extra={"pod_id": record.pod_id, "cost_per_hr": record.cost_per_hr})
+        except BudgetRefused:
+            entry = next((e for e in self.budget.history() if e.id == record.reservation_id), None)
+            if entry is None or entry.state != "settled":  # not merely settled first by a concurrent sweep
+                # Said once, loudly; the record keeps the cost for whoever reconciles the budget.
+                record.settled = True
+                record.reason += f"; NOT IN THE BUDGET: reservation {entry.state if entry else 'missing'}"
+                self._save(record)
+                raise PgolfError(
+                    f"pod {record.pod_id} cost ${record.cost_usd or 0.0:.2f} but its reservation "
+                    f"{record.reservation_id} is {entry.state if entry else 'missing'}; "
+                    "that cost is not in the budget") from None
+        record.settled = True
+        self._save(record)
 
     def workspace_pods(self) -> list[WorkspacePod]:
         """This workspace's pods on the account (never another workspace's)."""
@@ -343,16 +418,26 @@ class PodLifecycle:
         for pod in listed:
             if pod.owner not in orphan_states:
                 continue
-            self._ensure_record(pod)
-            swept.append(SweptPod(pod.id, pod.name, pod.run_id, self.terminate(pod.id, reason="orphan sweep")))
-        # Records of pods already gone whose owner died before settling them.
+            swept.append(self._sweep_one(pod.id, pod.name, pod.run_id, "orphan sweep", pod))
+        # Records whose owner died before terminating or settling them (a kill, or a signal whose
+        # handler deleted the pod and left the settlement to normal code that never ran).
         listed_ids = {p.id for p in listed}
         for record in self.records():
-            if record.terminated_at is None and record.pod_id not in listed_ids \
-                    and owner_state(record.tags) in orphan_states:
-                cost = self.terminate(record.pod_id, reason="orphan record")
-                swept.append(SweptPod(record.pod_id, record.name, record.run_id, cost))
+            if record.pod_id in listed_ids or record.settled or owner_state(record.tags) not in orphan_states:
+                continue
+            swept.append(self._sweep_one(record.pod_id, record.name, record.run_id, "orphan record", None))
         return swept
+
+    def _sweep_one(self, pod_id: str, name: str, run_id: str, reason: str, listed: WorkspacePod | None
+                   ) -> SweptPod:
+        """Terminate and settle one orphan; a failure is reported on it and does not stop the sweep."""
+        try:
+            if listed is not None:
+                self._ensure_record(listed)
+            return SweptPod(pod_id, name, run_id, self.terminate(pod_id, reason=reason))
+        except PgolfError as err:
+            record = self.load_record(pod_id)
+            return SweptPod(pod_id, name, run_id, (record.cost_usd or 0.0) if record else 0.0, str(err))
 
     def _ensure_record(self, pod: WorkspacePod) -> None:
         """A pod whose create answer never arrived has no record: rebuild one from its tags."""
@@ -364,4 +449,5 @@ class PodLifecycle:
         created = self.clock()
         if self.budget is not None and reservation:
             created = next((e.created_at for e in self.budget.history() if e.id == reservation), created)
-        self._save(PodRecord(pod.id, pod.name, pod.run_id, reservation, created, pod.cost_per_hr, tags))
+        price = self.price_of(info, info.gpu_count) if info else pod.cost_per_hr
+        self._save(PodRecord(pod.id, pod.name, pod.run_id, reservation, created, price, tags))

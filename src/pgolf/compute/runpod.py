@@ -9,7 +9,9 @@ API facts used (rest.runpod.io/v1, bearer key): `POST /pods` creates (fields `na
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,15 +20,17 @@ from typing import Any
 
 import httpx
 
+from pgolf.budget import BudgetManager
 from pgolf.compute.base import LineCallback, RunOutcome, RunRequest
 from pgolf.compute.pods import PodLifecycle, owner_tags, pod_name
 from pgolf.compute.ssh import RemoteLayout, SshBackend, SshTarget
-from pgolf.config import RunpodTier, secret
+from pgolf.config import PgolfConfig, RunpodTier, secret
 from pgolf.errors import ConfigError, PgolfError
 from pgolf.workspace import Workspace
 
 API_KEY_ENV = "RUNPOD_API_KEY"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_PROBE_SECONDS = 60.0
 
 
 class RunpodError(PgolfError):
@@ -151,10 +155,22 @@ def client_from_config(ws: Workspace, tier: RunpodTier) -> RunpodClient:
     return RunpodClient(key, tier.api_url)
 
 
-def _answers(probe: list[str]) -> bool:
-    """True when the ssh probe logs in and exits 0 within a minute."""
+def lifecycle_from_config(ws: Workspace, config: PgolfConfig, budget: BudgetManager | None = None, *,
+                          max_cost_per_hr: float | None = None) -> PodLifecycle:
+    """The pod lifecycle of [tiers.runpod], with the configured price for pods whose price is unknown."""
+    tier = config.tiers.runpod
+    if tier is None:
+        raise ConfigError("no [tiers.runpod] in pgolf.toml")
+    per_gpu = config.budget.price_per_gpu_hour if tier.price_per_gpu_hour is None else tier.price_per_gpu_hour
+    return PodLifecycle(ws, client_from_config(ws, tier), budget, max_cost_per_hr=max_cost_per_hr,
+                        price_per_gpu_hour=per_gpu)
+
+
+def _answers(probe: list[str], timeout: float) -> bool:
+    """True when the ssh probe logs in and exits 0 within `timeout` seconds."""
     try:
-        return subprocess.run(probe, capture_output=True, stdin=subprocess.DEVNULL, timeout=60).returncode == 0
+        return subprocess.run(probe, capture_output=True, stdin=subprocess.DEVNULL,
+                              timeout=timeout).returncode == 0
     except (subprocess.SubprocessError, OSError):
         return False
 
@@ -202,14 +218,16 @@ class RunpodBackend:
             body["networkVolumeId"] = self.tier.network_volume_id
         return body
 
-    def _wait_ready(self, pod: PodInfo, ssh_for: Callable[[PodInfo], SshBackend]) -> PodInfo:
-        deadline = time.monotonic() + self.tier.ready_timeout_seconds
+    def _wait_ready(self, pod: PodInfo, ssh_for: Callable[[PodInfo], SshBackend], request: RunRequest
+                    ) -> PodInfo:
+        deadline = time.monotonic() + request.seconds_left(self.tier.ready_timeout_seconds)
         while True:
             current = self.lifecycle.client.get_pod(pod.id)
             if current is None:
                 raise RunpodError(f"pod {pod.id} disappeared while starting")
             reachable = current.desired_status == "RUNNING" and current.public_ip and current.ssh_port
-            if reachable and _answers(ssh_for(current).target.ssh("true")):
+            if reachable and _answers(ssh_for(current).target.ssh("true"),
+                                      max(min(_PROBE_SECONDS, deadline - time.monotonic()), 1.0)):
                 return current
             if time.monotonic() > deadline:
                 raise RunpodError(f"pod {pod.id} not reachable by ssh after "
@@ -222,8 +240,25 @@ class RunpodBackend:
         layout = RemoteLayout(self.tier.remote_dir, self.data_uploads)
         return SshBackend(target, layout, tuple(self.tier.fetch), name=self.name)
 
+    def _deadline_watch(self, pod_id: str, request: RunRequest, fired: threading.Event) -> threading.Timer | None:
+        """Terminate the pod at the request's deadline, whatever phase the run is in."""
+        if request.deadline is None:
+            return None
+
+        def expire() -> None:
+            fired.set()
+            with contextlib.suppress(PgolfError):  # the run's own termination tries again and reports it
+                self.lifecycle.terminate(pod_id, reason="deadline")
+
+        timer = threading.Timer(max(request.deadline - time.time(), 0.0), expire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
     def run(self, request: RunRequest, on_line: LineCallback | None = None) -> RunOutcome:
-        """Create the pod, run, and terminate it in every outcome; cost = price × lifetime."""
+        """Create the pod, run, and terminate it in every outcome (at the latest at the request's
+        deadline); cost = price × lifetime. Only an exception that is no PgolfError/OSError (a bug)
+        propagates, after the pod was terminated."""
         request.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         try:
@@ -233,17 +268,30 @@ class RunpodBackend:
         except PgolfError as err:
             return RunOutcome(request.run_dir, None, started_at=started, finished_at=time.time(),
                               error=f"creating the pod: {err}")
+        fired = threading.Event()
+        timer = self._deadline_watch(pod.id, request, fired)
         outcome: RunOutcome | None = None
+        problem = ""
         try:
             say = on_line or (lambda _line: None)
-            say(f"pgolf: pod {pod.id} created ({pod.cost_per_hr:.2f} $/h); waiting for ssh")
-            ready = self._wait_ready(pod, lambda p: self._ssh_backend(p, request.run_dir))
+            say(f"pgolf: pod {pod.id} created; waiting for ssh")
+            ready = self._wait_ready(pod, lambda p: self._ssh_backend(p, request.run_dir), request)
             say(f"pgolf: pod {pod.id} ready at {ready.public_ip}:{ready.ssh_port}")
             outcome = self._ssh_backend(ready, request.run_dir).run(request, on_line)
         except (PgolfError, OSError) as err:
             outcome = RunOutcome(request.run_dir, None, started_at=started, error=f"pod {pod.id}: {err}")
         finally:
-            cost = self.lifecycle.terminate(pod.id, reason="run finished")
+            if timer is not None:
+                timer.cancel()
+            try:
+                cost = self.lifecycle.terminate(pod.id, reason="run finished")
+            except PgolfError as err:  # the record stays open: its reservation is kept for the sweep
+                cost, problem = 0.0, str(err)
+        if fired.is_set():
+            outcome.timed_out = True
+            outcome.add_error("the reservation's deadline passed: the pod was terminated")
+        if problem:
+            outcome.add_error(problem)
         outcome.cost_usd = cost
         outcome.started_at = started
         outcome.finished_at = time.time()

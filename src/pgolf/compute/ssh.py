@@ -7,8 +7,6 @@ id is written to `pgolf.pid` in the remote run folder before the command starts.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shlex
 import subprocess
@@ -17,17 +15,28 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from pgolf import git
-from pgolf.atomic import atomic_write_text
-from pgolf.compute.base import LOG_NAME, LineCallback, RunOutcome, RunRequest, limit_reached
+from pgolf.compute.base import (
+    LOG_NAME,
+    LineCallback,
+    RunOutcome,
+    RunRequest,
+    limit_reached,
+    pump_lines,
+    write_command_files,
+)
 from pgolf.compute.pods import cleanup_on_exit
 from pgolf.errors import PgolfError
 
 PID_FILE = "pgolf.pid"
 _KILL_GRACE_SECONDS = 10.0
+# The longest kill_remote may take (the grace, then connecting and the KILL): a run stops training this
+# long before its request's deadline, so that the kill, too, ends by the deadline.
+STOP_SECONDS = _KILL_GRACE_SECONDS + 60.0
+_COPY_SECONDS = 600.0  # the longest one rsync (staging or fetching) may take
 _POLL_SECONDS = 0.2
+_CALL_ERRORS = (subprocess.SubprocessError, OSError)
 
 
 @dataclass(frozen=True)
@@ -104,18 +113,23 @@ class SshBackend:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def _check(self, argv: list[str], what: str, timeout: float = 600.0) -> None:
+    def _check(self, argv: list[str], what: str, timeout: float) -> None:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             raise RuntimeError(f"{what} failed ({proc.returncode}): {detail[-1] if detail else ''}")
 
-    def _rsync_to(self, source: str, dest: str, what: str) -> None:
+    def _rsync_to(self, source: str, dest: str, what: str, request: RunRequest) -> None:
         parent = shlex.quote(os.path.dirname(dest.rstrip("/")) or ".")
         self._check(["rsync", "-az", "-e", self.target.rsync_shell(),
                      f"--rsync-path=mkdir -p {parent} && rsync",
-                     source, f"{self.target.destination}:{dest}"], what)
+                     source, f"{self.target.destination}:{dest}"], what, request.seconds_left(_COPY_SECONDS))
+
+    @staticmethod
+    def remote_run_of(remote_dir: str, run_id: str) -> str:
+        """The run's folder on the host, below `remote_dir`."""
+        return f"{remote_dir.rstrip('/')}/{run_id}"
 
     def stage(self, request: RunRequest, remote_run: str) -> None:
         """Copy the commit's files (not the working tree) and any requested data to the host."""
@@ -125,50 +139,55 @@ class SshBackend:
             tree = Path(tmp) / "tree"
             tree.mkdir()
             subprocess.run(["tar", "-xf", str(archive), "-C", str(tree)], check=True)
-            self._rsync_to(f"{tree}/", f"{remote_run}/", "copying the commit's files")
+            self._rsync_to(f"{tree}/", f"{remote_run}/", "copying the commit's files", request)
         for local, remote in self.layout.data_uploads:
             source = f"{local}/" if local.is_dir() else str(local)
-            self._rsync_to(source, f"{remote}/" if local.is_dir() else remote, f"copying {local.name}")
+            self._rsync_to(source, f"{remote}/" if local.is_dir() else remote, f"copying {local.name}", request)
 
-    def _fetch_results(self, remote_run: str, run_dir: Path) -> None:
+    def _fetch_results(self, remote_run: str, run_dir: Path, timeout: float) -> None:
         includes = [arg for pattern in self.fetch for arg in ("--include", pattern)]
         subprocess.run(["rsync", "-az", "-e", self.target.rsync_shell(), *includes, "--exclude", "*",
                         f"{self.target.destination}:{remote_run}/", f"{run_dir}/"],
-                       capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+                       capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
-    def kill_remote(self, remote_run: str) -> None:
-        """Stop the remote process group: TERM, then KILL after a grace period."""
+    def kill_remote(self, remote_run: str) -> bool:
+        """Stop the remote process group: TERM, then KILL after a grace period; True when ssh got through.
+
+        Raises subprocess.SubprocessError or OSError when ssh could not be run or took too long.
+        """
         script = (f"{_kill_command(remote_run, 'TERM')}; "
                   f"for i in $(seq {int(_KILL_GRACE_SECONDS * 2)}); do "
                   f'p=$(cat {shlex.quote(remote_run)}/{PID_FILE} 2>/dev/null); '
                   f'kill -0 -- -"$p" 2>/dev/null || exit 0; sleep 0.5; done; '
                   f"{_kill_command(remote_run, 'KILL')}")
-        subprocess.run(self.target.ssh(script), capture_output=True, timeout=_KILL_GRACE_SECONDS + 60,
-                       stdin=subprocess.DEVNULL)
+        proc = subprocess.run(self.target.ssh(script), capture_output=True, timeout=STOP_SECONDS,
+                              stdin=subprocess.DEVNULL)
+        return proc.returncode == 0
 
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self, request: RunRequest, on_line: LineCallback | None = None) -> RunOutcome:
-        """Stage, run under the request's timeout, fetch results; never raises for a failed run."""
+        """Stage, run under the request's timeout and deadline, fetch results; never raises."""
         run_dir = request.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        remote_run = f"{self.layout.remote_dir.rstrip('/')}/{request.run_id}"
+        remote_run = self.remote_run_of(self.layout.remote_dir, request.run_id)
         env = {"MAX_WALLCLOCK_SECONDS": f"{request.wallclock_seconds:g}", **request.env,
                "PYTHONUNBUFFERED": "1"}
         line = remote_command(remote_run, request.command, env)
-        atomic_write_text(run_dir / "command.txt",
-                          f"# run {request.run_id} at commit {request.commit} on "
-                          f"{self.target.destination} port {self.target.port}\n{line}\n")
-        atomic_write_text(run_dir / "env.json", json.dumps(env, indent=1, sort_keys=True) + "\n")
+        write_command_files(run_dir, f"run {request.run_id} at commit {request.commit} on "
+                            f"{self.target.destination} port {self.target.port}", [line], env)
         outcome = RunOutcome(run_dir=run_dir, returncode=None, started_at=time.time())
         try:
             self.stage(request, remote_run)
-        except (PgolfError, RuntimeError, subprocess.SubprocessError, OSError) as err:
+        except (PgolfError, RuntimeError, *_CALL_ERRORS) as err:
             outcome.error = f"staging: {err}"
             outcome.finished_at = time.time()
             return outcome
         self._execute(request, remote_run, line, outcome, on_line)
-        self._fetch_results(remote_run, run_dir)
+        try:
+            self._fetch_results(remote_run, run_dir, request.seconds_left(_COPY_SECONDS))
+        except _CALL_ERRORS as err:
+            outcome.add_error(f"fetching results: {err}")
         outcome.finished_at = time.time()
         return outcome
 
@@ -176,51 +195,54 @@ class SshBackend:
                  on_line: LineCallback | None) -> None:
         stopping = threading.Lock()
         done = threading.Event()
+        # Training stops early enough for the kill to end by the request's deadline.
+        limit = request.timeout_seconds
+        if request.deadline is not None:
+            limit = min(limit, request.deadline - STOP_SECONDS - time.time())
 
         def stop() -> None:
             if stopping.acquire(blocking=False):  # once, whoever asks first
-                self.kill_remote(remote_run)
+                try:
+                    if not self.kill_remote(remote_run):
+                        outcome.add_error("could not reach the host to stop the remote process")
+                except _CALL_ERRORS as err:
+                    outcome.add_error(f"stopping the remote process: {err}")
 
         def watch() -> None:
-            deadline = time.monotonic() + request.timeout_seconds
+            deadline = time.monotonic() + limit
             while not done.wait(_POLL_SECONDS):
                 if limit_reached(request, deadline, outcome, time.monotonic()):
                     stop()
                     return
 
-        proc = subprocess.Popen(self.target.ssh(line), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc = subprocess.Popen(self.target.ssh(line), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as err:
+            outcome.error = f"cannot start ssh: {err.strerror or err}"
+            return
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         try:
             with cleanup_on_exit(stop), open(request.run_dir / LOG_NAME, "w", encoding="utf-8") as log:
+                assert proc.stdout is not None
                 try:
-                    _pump(proc, log, on_line)
+                    pump_lines(proc.stdout, log, on_line)
                 except KeyboardInterrupt:
                     outcome.interrupted = True
                     stop()
-                    _pump(proc, log, None)
+                    pump_lines(proc.stdout, log, None)
                 outcome.returncode = proc.wait()
         finally:
             done.set()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if outcome.timed_out:
-            outcome.error = f"timed out after {request.timeout_seconds:.0f} s"
-        elif outcome.interrupted:
-            outcome.error = "interrupted"
-        elif outcome.returncode == 255:
-            outcome.error = "ssh connection failed or was lost (exit 255)"
-
-
-def _pump(proc: subprocess.Popen[bytes], log: TextIO, on_line: LineCallback | None) -> None:
-    """Copy the remote output to the local log, line by line, flushed, and to the callback."""
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        log.write(text + "\n")
-        log.flush()
-        if on_line is not None:
-            with contextlib.suppress(Exception):  # a display problem must never lose the log
-                on_line(text)
+        if outcome.returncode == 255 and not (outcome.timed_out or outcome.interrupted):
+            # The connection dropped, not the training: it may still be running on the host.
+            stop()
+        reason = (f"timed out after {max(limit, 0.0):.0f} s" if outcome.timed_out else "interrupted"
+                  if outcome.interrupted else "ssh connection failed or was lost (exit 255)"
+                  if outcome.returncode == 255 else "")
+        if reason:  # first: it says why the run ended
+            outcome.error = f"{reason}; {outcome.error}" if outcome.error else reason

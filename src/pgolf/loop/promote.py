@@ -2,14 +2,23 @@
 reserve → run → settle, and write the remote row (tier, parent_run, cost) to the ledger.
 
 The decision to queue (`promoted=pending`) lives in `pgolf.loop.promotion`; this module spends money.
-The worst case (the pod's start-up limit plus the run's timeout) is what gets reserved, so a run can
-never cost more than its reservation; the settlement is the provider's price × the actual lifetime.
+The worst case is reserved: the run's timeout plus the pod's start-up limit plus allowances for copying,
+stopping and terminating. The run gets one deadline at the end of that span, which ends every phase
+(the pod is terminated then, whatever it is doing), so the settlement (the provider's price × the actual
+lifetime) stays within the reservation as long as the provider answers the termination in time.
+
+A promotion under way has a file in `.pgolf/inflight/`, written before anything is reserved; if pgolf is
+killed mid-run, the next start (a promotion, the queue, `sweep_at_start`) stops what is still running,
+settles the money, writes a crash row and marks the parent promoted, so the queue never pays twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +29,15 @@ from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.compute.base import Backend, LineCallback, RunOutcome, RunRequest
 from pgolf.compute.early_abort import AbortPoint, plan_early_abort
-from pgolf.compute.pods import PodLifecycle, register_cleanup, unregister_cleanup
-from pgolf.compute.runpod import RunpodBackend, client_from_config
-from pgolf.compute.ssh import RemoteLayout, SshBackend, SshTarget
+from pgolf.compute.pods import (
+    owner_state,
+    owner_tags,
+    pod_may_be_running,
+    register_cleanup,
+    unregister_cleanup,
+)
+from pgolf.compute.runpod import API_KEY_ENV, RunpodBackend, lifecycle_from_config
+from pgolf.compute.ssh import STOP_SECONDS, RemoteLayout, SshBackend, SshTarget
 from pgolf.config import PgolfConfig, RunpodTier, SshTier, secret
 from pgolf.errors import BudgetRefused, PgolfError
 from pgolf.ledger import LedgerRow, clean_text
@@ -31,12 +46,17 @@ from pgolf.loop.promotion import PromotionGate, pending_promotions, remote_tier_
 from pgolf.workspace import Workspace
 
 PLAN_NAME = "plan.json"
-# Gates that may pass later without anyone changing anything: the row stays pending.
-TRANSIENT_GATES = frozenset({"rate_limit", "confirmation"})
+INFLIGHT_DIR = "inflight"
+# Gates that may pass later (with time, or once the user fixes pgolf.toml or the environment): the row
+# stays pending. The others judge the run itself and refuse it for good.
+TRANSIENT_GATES = frozenset({"rate_limit", "confirmation", "remote_tier", "api_key"})
 # Expected (not worst-case) seconds around training and evaluation: boot, staging, fetching.
 _SETUP_SECONDS = 300.0
-# Slack on top of the worst case for the orphan sweep, the ssh probe and the final fetch.
-_WORST_CASE_SLACK_SECONDS = 120.0
+# Worst-case allowances inside the reservation: copying the commit, data and results (all within the
+# run's deadline, which cuts them short), and the provider's answer to the termination (4 tries of
+# 30 s with back-off), which comes after the deadline.
+_COPY_ALLOWANCE_SECONDS = 300.0
+_TERMINATE_SECONDS = 150.0
 # Environment names that change how many processes or GPUs a run uses.
 _GPU_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NPROC_PER_NODE",
                       "NPROC", "NUM_GPUS"})
@@ -55,6 +75,7 @@ class PromotionPlan:
     price_per_hour: float
     wallclock_seconds: float
     timeout_seconds: float
+    worst_seconds: float  # what is reserved; the run's deadline is this long after it starts
     expected_seconds: float
     expected_usd: float
     reserved_usd: float
@@ -220,9 +241,9 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
     timeout = tier.timeout_seconds if tier else 0.0
     wallclock = ruleset.train_seconds or timeout
     expected_seconds = wallclock + (ruleset.eval_seconds or 0.0) + _SETUP_SECONDS
-    worst_seconds = timeout + _WORST_CASE_SLACK_SECONDS
+    worst_seconds = timeout + _COPY_ALLOWANCE_SECONDS + STOP_SECONDS
     if isinstance(tier, RunpodTier):
-        worst_seconds += tier.ready_timeout_seconds
+        worst_seconds += tier.ready_timeout_seconds + _TERMINATE_SECONDS
     rows = ws.ledger().rows()
     abort = plan_early_abort(ws.runs_dir, rows, tier_name, config.tiers.early_abort) if tier_name else None
     data_env, _uploads = remote_data(ws, config, tier)
@@ -246,9 +267,9 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
                       f"of {limit:,}"),
     ]
     if isinstance(tier, RunpodTier):
-        has_key = bool(secret("RUNPOD_API_KEY", ws.root))
-        gates.append(PromotionGate("api_key", has_key, "RUNPOD_API_KEY is set" if has_key
-                                   else "RUNPOD_API_KEY is not set"))
+        has_key = bool(secret(API_KEY_ENV, ws.root))
+        gates.append(PromotionGate("api_key", has_key, f"{API_KEY_ENV} is set" if has_key
+                                   else f"{API_KEY_ENV} is not set"))
     gates += _budget_gates(budget, price > 0, reserved)
     confirmed = yes or config.budget.auto_confirm or gpus < config.budget.confirm_min_gpus
     gates.append(PromotionGate(
@@ -259,7 +280,8 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
     return PromotionPlan(
         run_id=run_id, remote_run_id=_remote_run_id(ws, run_id, tier_name or "remote"),
         commit=parent.commit, tier=tier_name, gpus=gpus, gpu_kind=gpu_kind, price_per_hour=price,
-        wallclock_seconds=wallclock, timeout_seconds=timeout, expected_seconds=expected_seconds,
+        wallclock_seconds=wallclock, timeout_seconds=timeout, worst_seconds=worst_seconds,
+        expected_seconds=expected_seconds,
         expected_usd=price * expected_seconds / 3600.0, reserved_usd=reserved, available_usd=available,
         budget_after_usd=available - reserved, command=command, env={**defaults, **overrides},
         overrides=overrides, warnings=_env_warnings(defaults, overrides, gpus, ruleset.gpu_count, gpu_kind),
@@ -267,7 +289,13 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
     )
 
 
-# -- execution -----------------------------------------------------------------------------------
+# -- execution ---------------------------------------------------------------------------------
+
+
+def _ssh_target(ws: Workspace, tier: SshTier) -> SshTarget:
+    return SshTarget(host=tier.host, user=tier.user, port=tier.port,
+                     identity_file=ws.resolve(tier.identity_file) if tier.identity_file else None,
+                     known_hosts=ws.state_dir / "known_hosts")
 
 
 def make_backend(ws: Workspace, config: PgolfConfig, plan: PromotionPlan,
@@ -276,28 +304,83 @@ def make_backend(ws: Workspace, config: PgolfConfig, plan: PromotionPlan,
     tier = _tier_settings(config, plan.tier)
     _env, uploads = remote_data(ws, config, tier)
     if isinstance(tier, SshTier):
-        target = SshTarget(host=tier.host, user=tier.user, port=tier.port,
-                           identity_file=ws.resolve(tier.identity_file) if tier.identity_file else None,
-                           known_hosts=ws.state_dir / "known_hosts")
-        return SshBackend(target, RemoteLayout(tier.remote_dir, uploads), tuple(tier.fetch))
+        return SshBackend(_ssh_target(ws, tier), RemoteLayout(tier.remote_dir, uploads), tuple(tier.fetch))
     if isinstance(tier, RunpodTier):
-        lifecycle = PodLifecycle(ws, client_from_config(ws, tier), budget,
-                                 max_cost_per_hr=plan.price_per_hour)
+        lifecycle = lifecycle_from_config(ws, config, budget, max_cost_per_hr=plan.price_per_hour)
         return RunpodBackend(ws, tier, lifecycle, data_uploads=uploads)
     raise PgolfError("no remote tier configured")
 
 
-def _close_reservation(budget: BudgetManager, reservation_id: str, cost: float, seconds: float) -> None:
-    """Settle what is still reserved (release it when nothing was spent); idempotent."""
-    if not reservation_id:
-        return
-    entry = next((e for e in budget.history() if e.id == reservation_id), None)
-    if entry is None or entry.state != "reserved":
-        return
-    if cost > 0:
-        budget.settle(reservation_id, cost, seconds=seconds)
-    else:
-        budget.release(reservation_id, "nothing was spent")
+@dataclass
+class InFlight:
+    """A promotion under way: what the next start needs to stop, settle and record it after a kill."""
+
+    remote_run_id: str
+    run_id: str
+    tier: str
+    commit: str
+    started_at: float
+    price_per_hour: float
+    remote_run: str = ""  # the SSH tier's run folder on the host
+    reservation_id: str = ""
+    owner: dict[str, str] = field(default_factory=dict)
+    stopped_at: float | None = None  # set by a signal handler once it stopped the remote run
+
+    @staticmethod
+    def folder(ws: Workspace) -> Path:
+        return ws.state_dir / INFLIGHT_DIR
+
+    def path(self, ws: Workspace) -> Path:
+        return self.folder(ws) / f"{self.remote_run_id}.json"
+
+    def save(self, ws: Workspace) -> None:
+        """Write the file atomically (no lock: a signal handler calls this)."""
+        self.folder(ws).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path(ws), json.dumps(asdict(self), indent=1) + "\n")
+
+    def remove(self, ws: Workspace) -> None:
+        self.path(ws).unlink(missing_ok=True)
+
+
+def _in_flight(ws: Workspace) -> list[InFlight]:
+    folder = InFlight.folder(ws)
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            found.append(InFlight(**json.loads(path.read_text(encoding="utf-8"))))
+    return found
+
+
+def _entry_of(budget: BudgetManager, flight: InFlight) -> tuple[str, str, float]:
+    """(reservation id, state, settled $) of the flight's reservation; found by run id when a kill
+    came between reserving and writing the id down."""
+    entries = budget.history()
+    entry = next((e for e in entries if e.id == flight.reservation_id), None) if flight.reservation_id else \
+        next((e for e in entries if e.run_id == flight.remote_run_id and e.kind == "run"), None)
+    if entry is None:
+        return "", "", 0.0
+    return entry.id, entry.state, entry.actual_usd or 0.0
+
+
+def _close_reservation(ws: Workspace, budget: BudgetManager, flight: InFlight, own_cost: float | None,
+                       seconds: float) -> tuple[float, str]:
+    """Settle or release what is still reserved; (the run's cost as the budget holds it, a note).
+
+    `own_cost` is the SSH tier's price × time; a pod's cost is settled by its lifecycle. A reservation
+    that a pod without a recorded termination points to is never released: it stays for the sweep.
+    """
+    reservation, state, _cost = _entry_of(budget, flight)
+    if not reservation:
+        return own_cost or 0.0, ""
+    if state == "reserved":
+        if pod_may_be_running(ws, reservation):
+            return 0.0, "the pod may still be running: `pgolf compute pods sweep` settles its cost"
+        if own_cost:
+            budget.settle(reservation, own_cost, seconds=seconds)
+        else:
+            budget.release(reservation, "nothing was spent")
+    _id, state, cost = _entry_of(budget, flight)
+    return (cost if state == "settled" else 0.0), ""
 
 
 def _status(outcome: RunOutcome, result: RunResult | None, limit: int) -> tuple[str, str]:
@@ -314,24 +397,31 @@ def _status(outcome: RunOutcome, result: RunResult | None, limit: int) -> tuple[
     return "keep", ""
 
 
-def _remote_row(plan: PromotionPlan, parent: LedgerRow, status: str, note: str, cost: float,
+def _remote_row(flight: InFlight, parent: LedgerRow, status: str, note: str, cost: float,
                 result: RunResult | None) -> LedgerRow:
     scored = status in ("keep", "oversize") and result is not None
-    description = f"{parent.description} [{plan.tier} run of {plan.run_id}]"
+    description = f"{parent.description} [{flight.tier} run of {flight.run_id}]"
     if note:
         description += f" ({note})"
     return LedgerRow(
-        commit=plan.commit, tier=plan.tier or "remote",
+        commit=flight.commit, tier=flight.tier,
         val_bpb=result.val_bpb if scored and result else None,
         artifact_bytes=result.artifact_bytes if result else None,
         memory_gb=round(result.peak_memory_mb / 1024.0, 2) if result and result.peak_memory_mb else None,
         status=status, promoted="", cost_usd=round(cost, 4), description=clean_text(description),
-        source_item=parent.source_item, run_id=plan.remote_run_id, parent_run=plan.run_id,
+        source_item=parent.source_item, run_id=flight.remote_run_id, parent_run=flight.run_id,
         seed=result.seed if result and result.seed is not None else parent.seed,
         steps=result.steps if result else None,
         train_seconds=result.train_seconds if result else None,
         finished_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+
+
+def _record(ws: Workspace, flight: InFlight, row: LedgerRow) -> None:
+    """The remote row first, then the parent's promoted=yes, then the in-flight file goes."""
+    ws.ledger().append(row)
+    ws.ledger().update_promoted(flight.run_id, "yes")
+    flight.remove(ws)
 
 
 def _refuse(ws: Workspace, plan: PromotionPlan, gate: PromotionGate) -> PromotionResult:
@@ -353,80 +443,165 @@ def _prepare_run_dir(ws: Workspace, plan: PromotionPlan) -> Path:
 
 def promote_run(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = False,
                 dry_run: bool = False, backend: Backend | None = None, budget: BudgetManager | None = None,
-                on_line: LineCallback | None = None) -> PromotionResult:
-    """Plan, check the gates, reserve, run on the remote tier, settle, and write the ledger rows."""
+                on_line: LineCallback | None = None, cancel: threading.Event | None = None) -> PromotionResult:
+    """Plan, check the gates, reserve, run on the remote tier, settle, and write the ledger rows.
+
+    Setting `cancel` stops the remote run (recorded as crashed, "interrupted", with what it cost).
+    """
     budget = budget or ws.budget(config)
+    if not dry_run:
+        for message in recover_promotions(ws, config, budget):
+            if on_line is not None:
+                on_line(f"pgolf: {message}")
     plan = plan_promotion(ws, config, run_id, yes=yes, budget=budget)
     if dry_run:
         return PromotionResult(plan, "dry-run", "nothing was spent")
     if plan.refusal is not None:
         return _refuse(ws, plan, plan.refusal)
-    reservation = ""
+    backend = backend or make_backend(ws, config, plan, budget)
+    tier = _tier_settings(config, plan.tier)
+    flight = InFlight(plan.remote_run_id, run_id, plan.tier or "remote", plan.commit, time.time(),
+                      plan.price_per_hour, owner=owner_tags("", plan.remote_run_id),
+                      remote_run=SshBackend.remote_run_of(tier.remote_dir, plan.remote_run_id)
+                      if isinstance(tier, SshTier) else "")
+    flight.save(ws)  # before reserving: a kill from here on is recovered at the next start
     if plan.paid:
         try:
-            reservation = budget.reserve(plan.reserved_usd, gpus=plan.gpus, run_id=plan.remote_run_id,
-                                         description=f"promote {run_id} to {plan.tier}")
+            flight.reservation_id = budget.reserve(plan.reserved_usd, gpus=plan.gpus, run_id=plan.remote_run_id,
+                                                   description=f"promote {run_id} to {plan.tier}")
         except BudgetRefused:
+            flight.remove(ws)
             # Another process took the money or the slot since the plan: judge again, with reasons.
             fresh = plan_promotion(ws, config, run_id, yes=yes, budget=budget)
             gate = fresh.refusal or PromotionGate("budget", False, "refused by the budget")
             return _refuse(ws, fresh, gate)
+        flight.save(ws)
     run_dir = _prepare_run_dir(ws, plan)
+    # The pod's termination (after the deadline) is inside the reservation too.
+    terminate = _TERMINATE_SECONDS if plan.tier == "runpod" else 0.0
     request = RunRequest(
         run_id=plan.remote_run_id, workspace_root=ws.root, commit=plan.commit, command=plan.command,
         run_dir=run_dir, env=plan.env, wallclock_seconds=plan.wallclock_seconds,
-        timeout_seconds=plan.timeout_seconds, gpus=plan.gpus, reservation_id=reservation,
+        timeout_seconds=plan.timeout_seconds, gpus=plan.gpus, reservation_id=flight.reservation_id,
+        cancel=cancel, deadline=flight.started_at + plan.worst_seconds - terminate,
     )
-    backend = backend or make_backend(ws, config, plan, budget)
-    return _execute(ws, config, plan, backend, request, budget, on_line)
+    return _execute(ws, config, plan, backend, request, budget, flight, on_line)
 
 
-def _execute(ws: Workspace, config: PgolfConfig, plan: PromotionPlan, backend: Backend,
-             request: RunRequest, budget: BudgetManager, on_line: LineCallback | None) -> PromotionResult:
+def _execute(ws: Workspace, config: PgolfConfig, plan: PromotionPlan, backend: Backend, request: RunRequest,
+             budget: BudgetManager, flight: InFlight, on_line: LineCallback | None) -> PromotionResult:
     parent = _parent_row(ws, plan.run_id)
-    started = time.time()
-    # The SSH tier's money is settled here; a pod's by its lifecycle when the pod is terminated.
+    # The SSH tier's money is pgolf's price × time; a pod's is settled by its lifecycle on termination.
     own_cost = plan.tier == "ssh"
 
-    def cost_so_far() -> float:
-        return plan.price_per_hour * (time.time() - started) / 3600.0 if own_cost else 0.0
+    def stopped_by_signal() -> None:
+        # Only a file write here: the budget's and the ledger's locks may be held by the interrupted
+        # code. Settling and recording follow in normal code, or at the next start.
+        flight.stopped_at = time.time()
+        flight.save(ws)
 
-    def abandon() -> None:
-        """pgolf itself is going away mid-run: settle, and record the run as crashed."""
-        _close_reservation(budget, request.reservation_id, cost_so_far(), time.time() - started)
-        ws.ledger().append(_remote_row(plan, parent, "crash", "pgolf was interrupted", cost_so_far(), None))
-        ws.ledger().update_promoted(plan.run_id, "yes")
-
-    token = register_cleanup(abandon)
+    token = register_cleanup(stopped_by_signal)
     try:
         outcome = backend.run(request, on_line)
-    except BaseException:
-        if unregister_cleanup(token):
-            abandon()
+    except BaseException as err:
+        unregister_cleanup(token)
+        seconds = time.time() - flight.started_at
+        cost, note = _close_reservation(ws, budget, flight, plan.price_per_hour * seconds / 3600.0
+                                        if own_cost else None, seconds)
+        reason = "pgolf was interrupted" if isinstance(err, KeyboardInterrupt) else f"pgolf failed: {err}"
+        _record(ws, flight, _remote_row(flight, parent, "crash", "; ".join(filter(None, [reason, note])),
+                                        cost, None))
         raise
-    if not unregister_cleanup(token):  # a signal already settled and recorded it
-        return PromotionResult(plan, "crash", "pgolf was interrupted", outcome=outcome)
-    if own_cost:
-        outcome.cost_usd = plan.price_per_hour * outcome.seconds / 3600.0
-    _close_reservation(budget, request.reservation_id, outcome.cost_usd, outcome.seconds)
+    unregister_cleanup(token)
+    own = plan.price_per_hour * outcome.seconds / 3600.0 if own_cost else None
+    cost, money_note = _close_reservation(ws, budget, flight, own, outcome.seconds)
+    outcome.cost_usd = cost
     result = read_run_result(request.run_dir)
     status, note = _status(outcome, result, config.get_ruleset().artifact_limit_bytes)
-    saved = max(plan.expected_usd - outcome.cost_usd, 0.0) if status == "aborted" else 0.0
+    saved = max(plan.expected_usd - cost, 0.0) if status == "aborted" else 0.0
     if status == "aborted":
         note = f"{note}; saved ~${saved:.2f}"
-    row = _remote_row(plan, parent, status, note, outcome.cost_usd, result)
-    ws.ledger().append(row)  # the row is written before anything else changes
-    ws.ledger().update_promoted(plan.run_id, "yes")
-    return PromotionResult(plan, status, note, outcome.cost_usd, saved, row, outcome)
+    note = "; ".join(filter(None, [note, money_note]))
+    row = _remote_row(flight, parent, status, note, cost, result)
+    _record(ws, flight, row)  # the row is written before anything else changes
+    return PromotionResult(plan, status, note, cost, saved, row, outcome)
+
+
+# -- recovery after a kill -----------------------------------------------------------------------
+
+
+def recover_promotions(ws: Workspace, config: PgolfConfig, budget: BudgetManager | None = None) -> list[str]:
+    """Finish promotions whose pgolf process died mid-run: stop the remote run, settle, record a crash,
+    mark the parent promoted. Returns what was done or could not be done (then retried next start)."""
+    flights = [f for f in _in_flight(ws) if owner_state(f.owner) == "gone"]
+    if not flights:
+        return []
+    budget = budget or ws.budget(config)
+    messages = []
+    for flight in flights:
+        try:
+            messages.append(_recover(ws, config, budget, flight))
+        except PgolfError as err:
+            messages.append(f"promotion {flight.remote_run_id} left by a killed pgolf: {err}; "
+                            "will retry at the next start")
+    return messages
+
+
+def _recover(ws: Workspace, config: PgolfConfig, budget: BudgetManager, flight: InFlight) -> str:
+    if flight.tier == "ssh":
+        tier = config.tiers.ssh
+        if tier is None:
+            raise PgolfError("no [tiers.ssh] in pgolf.toml to reach its host")
+        try:
+            reached = SshBackend(_ssh_target(ws, tier), RemoteLayout(tier.remote_dir)).kill_remote(flight.remote_run)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise PgolfError(f"could not stop it on {tier.host}: {err}") from None
+        if not reached:
+            raise PgolfError(f"could not reach {tier.host} to stop it")
+        stopped = flight.stopped_at or time.time()
+        seconds = max(stopped - flight.started_at, 0.0)
+        cost, note = _close_reservation(ws, budget, flight, flight.price_per_hour * seconds / 3600.0, seconds)
+    else:
+        swept = lifecycle_from_config(ws, config, budget).sweep_orphans()
+        problems = [s.problem for s in swept if s.problem]
+        if problems:
+            raise PgolfError("; ".join(problems))
+        cost, note = _close_reservation(ws, budget, flight, None, 0.0)
+        if note:
+            raise PgolfError(note)
+    parent = _parent_row(ws, flight.run_id)
+    _record(ws, flight, _remote_row(flight, parent, "crash", "pgolf was killed during the run", cost, None))
+    return (f"promotion {flight.remote_run_id} of {flight.run_id} was left by a killed pgolf: stopped, "
+            f"cost ${cost:.2f}, recorded as crash")
+
+
+def sweep_at_start(ws: Workspace, config: PgolfConfig) -> list[str]:
+    """At a start: recover killed promotions and terminate this workspace's orphaned pods.
+
+    Never raises for a remote problem: each one is a line in the returned messages.
+    """
+    try:
+        messages = recover_promotions(ws, config)
+        if config.tiers.runpod is not None and secret(API_KEY_ENV, ws.root):
+            for pod in lifecycle_from_config(ws, config, ws.budget(config)).sweep_orphans():
+                messages.append(f"orphaned pod {pod.id} (run {pod.run_id or '-'}): "
+                                + (pod.problem or f"terminated, ${pod.cost_usd:.2f}"))
+    except PgolfError as err:
+        return [f"sweep at start: {err}"]
+    return messages
 
 
 def run_promotion_queue(ws: Workspace, config: PgolfConfig, *, yes: bool = False,
-                        on_line: LineCallback | None = None) -> list[PromotionResult]:
-    """Promote every pending local row, oldest first; stop at the first transient refusal."""
-    results = []
+                        on_line: LineCallback | None = None,
+                        cancel: threading.Event | None = None) -> list[PromotionResult]:
+    """Promote every pending local row, oldest first; stop at the first transient refusal, and start
+    nothing new once `cancel` is set (a promotion under way is stopped by it too)."""
+    results: list[PromotionResult] = []
     for row in pending_promotions(ws.ledger().rows()):
-        result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line)
+        if cancel is not None and cancel.is_set():
+            break
+        result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line, cancel=cancel)
         results.append(result)
-        if result.status == "pending":  # rate limit or confirmation: later rows would wait too
+        if result.status == "pending":  # rate limit, confirmation or configuration: later rows would wait too
             break
     return results
