@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -12,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from pgolf import git
+from pgolf.compute import ssh
 from pgolf.compute.base import RunRequest
-from pgolf.compute.ssh import PID_FILE, RemoteLayout, SshBackend, SshTarget
+from pgolf.compute.ssh import PID_FILE, STOP_SECONDS, RemoteLayout, SshBackend, SshTarget
 from pgolf.logs import read_run_result
 from pgolf.workspace import Workspace, init_workspace
 from sshd_server import LocalSshd, running_sshd
@@ -134,3 +137,80 @@ def test_unreachable_host_is_an_outcome_not_an_exception(tmp_path: Path, sshd: L
         run_id="x", workspace_root=ws.root, commit=git.head_commit(ws.root), run_dir=ws.run_dir("x"),
         command="true"))
     assert outcome.returncode is None and outcome.error.startswith("staging:")
+
+
+def _hang_request(ws: Workspace, **extra: object) -> RunRequest:
+    return RunRequest(run_id="hang", workspace_root=ws.root, commit=git.head_commit(ws.root),
+                      run_dir=ws.run_dir("hang"), command=f"{sys.executable} train_gpt.py", **extra)
+
+
+def _wait_until_dead(pids: list[int]) -> bool:
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
+def test_the_deadline_stops_the_run_early_enough_for_the_kill(sshd: LocalSshd, tmp_path: Path):
+    ws = _hang_workspace(tmp_path)
+    remote = tmp_path / "remote"
+    started = time.time()
+    outcome = SshBackend(target_of(sshd), RemoteLayout(str(remote))).run(
+        _hang_request(ws, timeout_seconds=600.0, deadline=started + STOP_SECONDS + 3.0))
+
+    assert outcome.timed_out and outcome.error.startswith("timed out")
+    assert time.time() - started < STOP_SECONDS + 3.0, "everything ended by the deadline"
+    pids = [int(p) for p in (remote / "hang" / "pids.txt").read_text().split()]
+    assert _wait_until_dead(pids)
+
+
+def test_a_lost_connection_stops_the_remote_run(sshd: LocalSshd, tmp_path: Path):
+    ws = _hang_workspace(tmp_path)
+    remote = tmp_path / "remote"
+
+    def drop_the_connection() -> None:
+        pids_file = remote / "hang" / "pids.txt"
+        while not pids_file.exists():
+            time.sleep(0.05)
+        # The sshd process serving the session is the parent of the remote command's process group.
+        leader = int((remote / "hang" / PID_FILE).read_text())
+        session = int(Path(f"/proc/{leader}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(session, signal.SIGKILL)
+
+    threading.Thread(target=drop_the_connection, daemon=True).start()
+    outcome = SshBackend(target_of(sshd), RemoteLayout(str(remote))).run(_hang_request(ws, timeout_seconds=120.0))
+
+    assert outcome.returncode == 255 and "connection" in outcome.error
+    pids = [int(p) for p in (remote / "hang" / "pids.txt").read_text().split()]
+    assert _wait_until_dead(pids), "training does not outlive the connection"
+
+
+@pytest.mark.parametrize("failing", ["fetch", "kill", "start"])
+def test_a_failing_ssh_or_rsync_call_is_an_outcome_not_an_exception(
+        sshd: LocalSshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str):
+    ws = _hang_workspace(tmp_path)
+    real_run, real_popen = subprocess.run, subprocess.Popen
+
+    def run(argv, *args, **kwargs):
+        line = " ".join(argv)
+        if (failing == "fetch" and "--exclude" in argv) or (failing == "kill" and "kill -TERM" in line):
+            raise subprocess.TimeoutExpired(argv, kwargs.get("timeout") or 0)
+        return real_run(argv, *args, **kwargs)
+
+    def popen(argv, *args, **kwargs):
+        if failing == "start" and argv[0] == "ssh":
+            raise OSError(24, "Too many open files")
+        return real_popen(argv, *args, **kwargs)
+
+    monkeypatch.setattr(ssh.subprocess, "run", run)
+    monkeypatch.setattr(ssh.subprocess, "Popen", popen)
+    outcome = SshBackend(target_of(sshd), RemoteLayout(str(tmp_path / "remote"))).run(
+        _hang_request(ws, timeout_seconds=2.0))
+
+    expected = {"fetch": "fetching results", "kill": "stopping the remote process",
+                "start": "cannot start ssh: Too many open files"}[failing]
+    assert expected in outcome.error
+    if failing == "kill":  # the backend dropped the connection and returned; the script still runs
+        monkeypatch.undo()
+        SshBackend(target_of(sshd), RemoteLayout(str(tmp_path / "remote"))).kill_remote(
+            str(tmp_path / "remote" / "hang"))

@@ -7,6 +7,7 @@ id is written to `pgolf.pid` in the remote run folder before the command starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -203,10 +204,14 @@ class SshBackend:
         def stop() -> None:
             if stopping.acquire(blocking=False):  # once, whoever asks first
                 try:
-                    if not self.kill_remote(remote_run):
-                        outcome.add_error("could not reach the host to stop the remote process")
+                    if self.kill_remote(remote_run):
+                        return
+                    outcome.add_error("could not reach the host to stop the remote process")
                 except _CALL_ERRORS as err:
                     outcome.add_error(f"stopping the remote process: {err}")
+                # Not waiting for a run that could not be stopped: drop the connection and return.
+                with contextlib.suppress(OSError):
+                    proc.kill()
 
         def watch() -> None:
             deadline = time.monotonic() + limit
