@@ -21,12 +21,12 @@ import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
+from pgolf.clock import utc_now_iso
 from pgolf.compute.base import Backend, LineCallback, RunOutcome, RunRequest
 from pgolf.compute.early_abort import AbortPoint, plan_early_abort
 from pgolf.compute.pods import (
@@ -42,7 +42,8 @@ from pgolf.config import PgolfConfig, RunpodTier, SshTier, secret
 from pgolf.errors import BudgetRefused, PgolfError
 from pgolf.ledger import LedgerRow, clean_text
 from pgolf.logs import RunResult, read_run_result
-from pgolf.loop.promotion import PromotionGate, pending_promotions, remote_tier_name
+from pgolf.loop.decision import Gate
+from pgolf.loop.promotion import pending_promotions, remote_tier_name
 from pgolf.workspace import Workspace
 
 PLAN_NAME = "plan.json"
@@ -86,10 +87,10 @@ class PromotionPlan:
     overrides: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     early_abort: AbortPoint | None = None
-    gates: list[PromotionGate] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
 
     @property
-    def refusal(self) -> PromotionGate | None:
+    def refusal(self) -> Gate | None:
         """The first gate that fails, or None when every gate passes."""
         return next((g for g in self.gates if not g.passed), None)
 
@@ -197,23 +198,23 @@ def _remote_run_id(ws: Workspace, parent: str, tier: str) -> str:
     return candidate
 
 
-def _budget_gates(budget: BudgetManager, paid: bool, reserved_usd: float) -> list[PromotionGate]:
+def _budget_gates(budget: BudgetManager, paid: bool, reserved_usd: float) -> list[Gate]:
     if not paid:
-        return [PromotionGate("reserve", True, "not a paid run (price 0)"),
-                PromotionGate("rate_limit", True, "not a paid run (price 0)")]
+        return [Gate("reserve", True, "not a paid run (price 0)"),
+                Gate("rate_limit", True, "not a paid run (price 0)")]
     st = budget.status()
     now = budget.clock()
     left = st.available_usd - reserved_usd
-    reserve = PromotionGate(
+    reserve = Gate(
         "reserve", left >= st.reserve_usd,
         f"${reserved_usd:.2f} reserved leaves ${left:.2f} of ${st.available_usd:.2f} available "
         f"(reserve floor ${st.reserve_usd:.2f})")
     if st.next_paid_allowed_at is not None and now < st.next_paid_allowed_at:
         wait = (st.next_paid_allowed_at - now) / 60.0
-        rate = PromotionGate("rate_limit", False, f"one paid run per "
+        rate = Gate("rate_limit", False, f"one paid run per "
                              f"{budget.settings.min_seconds_between_paid_runs:.0f} s; next in {wait:.1f} min")
     else:
-        rate = PromotionGate("rate_limit", True, "no paid run started within the limit")
+        rate = Gate("rate_limit", True, "no paid run started within the limit")
     return [reserve, rate]
 
 
@@ -257,22 +258,22 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
     gpu_kind = tier.gpu_type if isinstance(tier, RunpodTier) else ruleset.gpu_kind
     limit = ruleset.artifact_limit_bytes
     gates = [
-        PromotionGate("remote_tier", tier is not None,
+        Gate("remote_tier", tier is not None,
                       f"[tiers.{tier_name}]" if tier else "no [tiers.ssh] or [tiers.runpod] in pgolf.toml"),
-        PromotionGate("parent", parent.tier == "local" and parent.status in ("keep", "baseline")
+        Gate("parent", parent.tier == "local" and parent.status in ("keep", "baseline")
                       and bool(parent.commit),
                       f"{parent.tier} run, status {parent.status}, commit {parent.commit[:8] or '-'}"),
-        PromotionGate("artifact_bytes", parent.artifact_bytes is not None and parent.artifact_bytes <= limit,
+        Gate("artifact_bytes", parent.artifact_bytes is not None and parent.artifact_bytes <= limit,
                       f"{parent.artifact_bytes if parent.artifact_bytes is not None else 'unknown'} "
                       f"of {limit:,}"),
     ]
     if isinstance(tier, RunpodTier):
         has_key = bool(secret(API_KEY_ENV, ws.root))
-        gates.append(PromotionGate("api_key", has_key, f"{API_KEY_ENV} is set" if has_key
+        gates.append(Gate("api_key", has_key, f"{API_KEY_ENV} is set" if has_key
                                    else f"{API_KEY_ENV} is not set"))
     gates += _budget_gates(budget, price > 0, reserved)
     confirmed = yes or config.budget.auto_confirm or gpus < config.budget.confirm_min_gpus
-    gates.append(PromotionGate(
+    gates.append(Gate(
         "confirmation", confirmed,
         f"{gpus} GPU(s) < {config.budget.confirm_min_gpus}" if gpus < config.budget.confirm_min_gpus
         else "confirmed (--yes or budget.auto_confirm)" if confirmed
@@ -413,7 +414,7 @@ def _remote_row(flight: InFlight, parent: LedgerRow, status: str, note: str, cos
         seed=result.seed if result and result.seed is not None else parent.seed,
         steps=result.steps if result else None,
         train_seconds=result.train_seconds if result else None,
-        finished_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        finished_at=utc_now_iso(),
     )
 
 
@@ -424,7 +425,7 @@ def _record(ws: Workspace, flight: InFlight, row: LedgerRow) -> None:
     flight.remove(ws)
 
 
-def _refuse(ws: Workspace, plan: PromotionPlan, gate: PromotionGate) -> PromotionResult:
+def _refuse(ws: Workspace, plan: PromotionPlan, gate: Gate) -> PromotionResult:
     transient = gate.name in TRANSIENT_GATES
     if not transient:
         ws.ledger().update_promoted(plan.run_id, "refused")
@@ -473,7 +474,7 @@ def promote_run(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = 
             flight.remove(ws)
             # Another process took the money or the slot since the plan: judge again, with reasons.
             fresh = plan_promotion(ws, config, run_id, yes=yes, budget=budget)
-            gate = fresh.refusal or PromotionGate("budget", False, "refused by the budget")
+            gate = fresh.refusal or Gate("budget", False, "refused by the budget")
             return _refuse(ws, fresh, gate)
         flight.save(ws)
     run_dir = _prepare_run_dir(ws, plan)

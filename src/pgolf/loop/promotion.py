@@ -21,8 +21,6 @@ from pgolf.loop.decision import Gate
 PROMOTION_NAME = "promotion.json"
 # Seconds a remote run is expected to hold its pod: training, evaluation, and set-up around them.
 _REMOTE_OVERHEAD_SECONDS = 600.0
-# The name pgolf.loop.promote imports; one class with the hard gates (a check and its evidence).
-PromotionGate = Gate
 
 
 @dataclass
