@@ -44,13 +44,15 @@ def _render(entries: list[CompetitorEntry], limit: int | None) -> None:
     shown = entries if limit is None else entries[:limit]
     for e in shown:
         track = "record" if e.track == "track_10min_16mb" else "non-record"
-        table.add_row(track, fmt_bpb(e.val_bpb), e.pr_or_folder, e.author or "-", e.name, e.date or "-",
-                      e.state or "-", e.source)
+        # Names and authors come from other people's PRs: shown as text, never read as markup.
+        table.add_row(track, fmt_bpb(e.val_bpb), escape(e.pr_or_folder), escape(e.author or "-"),
+                      escape(e.name), escape(e.date or "-"), e.state or "-", e.source)
     console.print(table)
     if limit is not None and len(entries) > limit:
         console.print(f"... {len(entries) - limit} more (use --limit 0 to show all)")
     for track, best in frontier(entries).items():
-        console.print(f"frontier {track}: [bold]{best.val_bpb:.4f}[/] {best.name} ({best.pr_or_folder})")
+        console.print(f"frontier {track}: [bold]{best.val_bpb:.4f}[/] {escape(best.name)} "
+                      f"({escape(best.pr_or_folder)})")
 
 
 @competitors_app.command("scan")

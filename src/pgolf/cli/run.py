@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -90,7 +91,7 @@ class LiveDisplay:
         style = _STATUS_STYLE.get(record.status, "")
         gain = "" if record.gain is None else f" ({record.gain:+.4f})"
         extra = f", promotion {record.promoted}" if record.promoted == "pending" else ""
-        reason = f" — {record.reason}" if record.status not in ("keep", "discard", "baseline") and record.reason else ""
+        reason = f" — {escape(record.reason)}" if record.status not in ("keep", "discard", "baseline") and record.reason else ""
         if not self.quiet:
             console.print(f"  [{style}]{record.status}[/] {fmt_bpb(record.val_bpb)}{gain} in "
                           f"{_duration(record.seconds)}{extra}{reason}", soft_wrap=True)
@@ -104,7 +105,7 @@ def results_table(summary: LoopSummary, title: str) -> Table:
     for r in summary.records:
         gain = "-" if r.gain is None else f"{r.gain:+.4f}"
         table.add_row(r.run_id, f"[{_STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_bpb(r.val_bpb), gain,
-                      r.description)
+                      escape(r.description))
     return table
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from pgolf.submission.checks import FAIL, NA, PASS, UNKNOWN, WARN, CheckResult, worst_status
@@ -28,10 +29,10 @@ def report_table(target: str, results: Sequence[CheckResult], verbose: bool = Fa
     table = Table("check", "status", "summary", title=f"pgolf check {target}", title_justify="left",
                   show_lines=verbose)
     for r in results:
-        summary = r.summary
+        summary = escape(r.summary)  # evidence quotes a submission's own files: text, never markup
         if r.evidence and (verbose or r.status in (FAIL, WARN)):
             shown = r.evidence if verbose else r.evidence[:3]
-            summary += "\n" + "\n".join(f"[dim]  {line}[/]" for line in shown)
+            summary += "\n" + "\n".join(f"[dim]  {escape(line)}[/]" for line in shown)
             if len(r.evidence) > len(shown):
                 summary += f"\n[dim]  … {len(r.evidence) - len(shown)} more (--verbose)[/]"
         table.add_row(r.name, f"[{_STYLE[r.status]}]{r.status}[/]", summary)
