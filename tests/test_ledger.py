@@ -54,16 +54,21 @@ def _append_many(path: str, worker: int, count: int) -> None:
                            seed=worker, steps=i))
 
 
-def test_eight_processes_appending_200_rows_each_leave_1600_intact_rows(tmp_path: Path):
-    path = tmp_path / "results.tsv"
-    Ledger(path).create()
+def _run_together(*jobs: tuple) -> None:
+    """Run (target, args) jobs in separate processes at once; each must exit 0."""
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(str(path), w, 200)) for w in range(8)]
+    procs = [ctx.Process(target=target, args=args) for target, args in jobs]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
+
+
+def test_eight_processes_appending_200_rows_each_leave_1600_intact_rows(tmp_path: Path):
+    path = tmp_path / "results.tsv"
+    Ledger(path).create()
+    _run_together(*[(_append_many, (str(path), w, 200)) for w in range(8)])
     contents = Ledger(path).load()
     assert contents.damaged == []
     assert len(contents.rows) == 1600
@@ -83,14 +88,7 @@ def _toggle_promoted(path: str, rounds: int) -> None:
 def test_appends_racing_a_promoted_rewrite_are_never_lost(tmp_path: Path):
     path = tmp_path / "results.tsv"
     Ledger(path).append(_row(run_id="first", promoted="pending"))
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_toggle_promoted, args=(str(path), 150)),
-             ctx.Process(target=_append_many, args=(str(path), 1, 150))]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    _run_together((_toggle_promoted, (str(path), 150)), (_append_many, (str(path), 1, 150)))
     contents = Ledger(path).load()
     assert contents.damaged == []
     assert len(contents.rows) == 151
