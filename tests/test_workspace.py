@@ -14,7 +14,7 @@ from pgolf import git
 from pgolf.errors import WorkspaceError
 from pgolf.ledger import HEADER, LedgerRow
 from pgolf.program import SECTIONS, neutralize, read_sections, render, template_text, update_program
-from pgolf.workspace import find_workspace, init_workspace
+from pgolf.workspace import Workspace, find_workspace, init_workspace
 
 
 def pgolf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -71,6 +71,14 @@ def test_init_in_an_impossible_place_is_one_error(tmp_path: Path):
     blocker.write_text("x")
     with pytest.raises(WorkspaceError, match="cannot create a workspace"):
         init_workspace(blocker / "ws")
+
+
+def test_paths_are_absolute_even_from_a_relative_root(tmp_path: Path, monkeypatch):
+    init_workspace(tmp_path / "ws")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(Path("ws"))
+    assert ws.root == (tmp_path / "ws").resolve()
+    assert ws.resolve("data/x.bin").is_absolute()
 
 
 def test_find_workspace_searches_upwards(tmp_path: Path):

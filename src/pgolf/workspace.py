@@ -28,6 +28,10 @@ class Workspace:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        # Runs execute in their own folders: every path handed to them must be absolute.
+        object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
+
     @property
     def config_path(self) -> Path:
         return self.root / CONFIG_FILENAME
