@@ -122,6 +122,12 @@ def bench_search(experiments: int, seed: int, out: Path) -> None:
     for i, (a, b) in enumerate(zip(tpe, rnd, strict=False), start=1):
         print(f"{i:>10}{a:>14.4f}{b:>10.4f}")
     print(f"{'final':>10}{tpe[-1]:>14.4f}{rnd[-1]:>10.4f}   (lower is better)")
+    # A comparison in which one side never trained is no comparison: say so and fail.
+    crashed = {name: sum(r.status == "crash" for r in ws.ledger().rows())
+               for name, ws in (("search (TPE)", tpe_ws), ("random", random_ws))}
+    print("crashed runs: " + ", ".join(f"{name} {n}" for name, n in crashed.items()))
+    if any(n == experiments for n in crashed.values()):
+        raise SystemExit("every run of one side crashed: the comparison is invalid (see its run folders)")
 
 
 def main() -> None:
