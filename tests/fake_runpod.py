@@ -2,7 +2,8 @@
 
 Pods it creates report the test's sshd as their ssh endpoint, and the `PUBLIC_KEY` env var of a new
 pod is appended to that sshd's authorized_keys, as RunPod's images do. Deleting a pod calls
-`on_delete(pod)`, which tests use to end what ran "on" it.
+`on_delete(pod)`, which tests use to end what ran "on" it. A create's answer can be lost (the
+connection closes unanswered, with or without a pod made), and the listings after it can fail.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class FakeRunpod:
         self.on_delete: Callable[[dict[str, Any]], None] | None = None
         self.price_on_create = True  # False: the create answer omits costPerHr (GET still has it)
         self.refuse_deletes = False  # True: DELETE answers HTTP 400
+        self.refuse_creates = False  # True: POST /pods answers HTTP 400 and makes nothing
+        self.lose_create_answers = 0  # the next N creates close the connection without an answer
+        self.lost_creates_make_pods = True  # False: the lost create made no pod either
+        self.failing_lists = 0  # after a lost create answer, this many GET /pods answer HTTP 503
+        self._lists_to_fail = 0
         self.url = ""
         self._lock = threading.Lock()
         self._polls: dict[str, int] = {}
@@ -85,14 +91,17 @@ class FakeRunpod:
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, auth: str, body: Any) -> tuple[int, Any]:
-        """Answer one request: (status, JSON body)."""
+    def handle(self, method: str, path: str, auth: str, body: Any) -> tuple[int | None, Any]:
+        """Answer one request: (status, JSON body); status None closes the connection unanswered."""
         authorized = auth == f"Bearer {API_KEY}"
         with self._lock:
             self.calls.append(Call(method, path, body, authorized))
             if not authorized:
                 return 401, {"error": "unauthorized"}
             if path == "/v1/pods" and method == "GET":
+                if self._lists_to_fail:
+                    self._lists_to_fail -= 1
+                    return 503, {"error": "service unavailable"}
                 return 200, list(self.pods.values())
             if path == "/v1/pods" and method == "POST":
                 return self._post(body)
@@ -121,6 +130,14 @@ class FakeRunpod:
         required = {"name": str, "imageName": str, "gpuTypeIds": list, "gpuCount": int}
         if not isinstance(body, dict) or any(not isinstance(body.get(k), t) for k, t in required.items()):
             return 400, {"error": f"body needs {sorted(required)}"}
+        if self.refuse_creates:
+            return 400, {"error": "create refused"}
+        if self.lose_create_answers:
+            self.lose_create_answers -= 1
+            self._lists_to_fail = self.failing_lists
+            if self.lost_creates_make_pods:
+                self._create(body)
+            return None, None
         pod = self._create(body)
         key = pod["env"].get("PUBLIC_KEY", "")
         if key:
@@ -139,6 +156,9 @@ def _handler(fake: FakeRunpod) -> type[BaseHTTPRequestHandler]:
             body = json.loads(raw) if raw else None
             status, payload = fake.handle(self.command, self.path, self.headers.get("Authorization", ""),
                                           body)
+            if status is None:  # the answer is lost: the connection closes without one
+                self.close_connection = True
+                return
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -27,6 +27,7 @@ from pgolf.compute.base import RunRequest
 from pgolf.compute.pods import PodLifecycle, register_cleanup, unregister_cleanup, workspace_id
 from pgolf.compute.runpod import RunpodBackend, RunpodClient, RunpodError
 from pgolf.compute.ssh import PID_FILE, SshBackend
+from pgolf.errors import PgolfError
 from pgolf.ledger import LedgerRow
 from pgolf.loop.promote import InFlight, promote_run, run_promotion_queue, sweep_at_start
 from pgolf.workspace import Workspace, init_workspace
@@ -433,3 +434,88 @@ def test_cleanups_chain_to_the_previous_handler_and_are_removed_after(tmp_path: 
         assert signal.getsignal(signal.SIGTERM) is not pods._on_signal
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _request(s: Setup, run_id: str, reservation: str) -> RunRequest:
+    return RunRequest(run_id=run_id, workspace_root=s.ws.root, commit=git.head_commit(s.ws.root),
+                      command=f"{sys.executable} train_gpt.py", run_dir=s.ws.run_dir(run_id),
+                      env={"FAKE_MODE": "ok"}, gpus=8, reservation_id=reservation)
+
+
+def test_a_lost_create_answer_keeps_the_reservation_until_the_next_start_settles_the_pod(setup: Setup):
+    s = setup
+    config = s.ws.config()
+    budget = s.ws.budget(config)
+    sent_at = time.time() - 900.0  # the create request went out 900 s before the next start
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url, retries=0), budget, clock=lambda: sent_at)
+    reservation = budget.reserve(10.0, gpus=8, run_id="R6")
+    s.fake.lose_create_answers = 1  # the pod is made, the connection closes unanswered
+    s.fake.failing_lists = 1  # and the by-name cleanup right after it fails
+    backend = RunpodBackend(s.ws, config.tiers.runpod, lifecycle, poll_seconds=0.05)
+
+    outcome = backend.run(_request(s, "R6", reservation))
+
+    assert "may exist" in outcome.error and outcome.cost_usd == 0
+    (pod,) = s.mine()
+    (entry,) = budget.history()
+    assert entry.state == "reserved", "never released while the pod exists"
+    assert pods.pod_may_be_running(s.ws, reservation), "what a promotion checks before releasing"
+
+    messages = sweep_at_start(s.ws, config)  # the next start (a real clock from here on)
+
+    assert any(pod["id"] in m and "terminated" in m for m in messages), messages
+    assert s.mine() == []
+    _assert_other_untouched(s)
+    record = lifecycle.load_record(pod["id"])
+    assert record is not None and record.created_at == sent_at and record.terminated_at >= sent_at + 900
+    (entry,) = budget.history()
+    assert entry.state == "settled" and "release_reason" not in entry.extra
+    assert entry.actual_usd == pytest.approx(21.52 * (record.terminated_at - sent_at) / 3600) and entry.actual_usd > 0
+    assert entry.extra["pod_id"] == pod["id"]
+    assert [r.state for r in lifecycle.records()] == ["created"], "the record by name is gone"
+    assert sweep_at_start(s.ws, config) == []
+
+
+def test_a_lost_create_that_made_no_pod_is_released_only_after_the_grace(setup: Setup):
+    s = setup
+    config = s.ws.config()
+    budget = s.ws.budget(config)
+    now = [1000.0]
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url, retries=0), budget,
+                             clock=lambda: now[0], unknown_create_grace_seconds=30.0)
+    reservation = budget.reserve(5.0, gpus=8, run_id="R7")
+    s.fake.lose_create_answers = 1
+    s.fake.lost_creates_make_pods = False
+    body = RunpodBackend(s.ws, config.tiers.runpod, lifecycle).pod_body(_request(s, "R7", reservation))
+
+    with pytest.raises(PgolfError, match="may exist"):
+        lifecycle.create(body, run_id="R7", reservation_id=reservation)
+    now[0] = 1020.0  # listed without it, but within the grace: it may still appear
+    (waiting,) = lifecycle.sweep_orphans()
+
+    assert "kept until 30 s" in waiting.problem
+    assert budget.history()[0].state == "reserved"
+
+    now[0] = 1031.0
+    (closed,) = lifecycle.sweep_orphans()
+
+    assert closed.problem == "" and closed.outcome.startswith("never created")
+    (entry,) = budget.history()
+    assert entry.state == "released" and "never created" in entry.extra["release_reason"]
+    assert not pods.pod_may_be_running(s.ws, reservation)
+    assert lifecycle.sweep_orphans() == []
+    _assert_other_untouched(s)
+
+
+def test_a_refused_create_releases_the_reservation_at_once(setup: Setup):
+    s = setup
+    s.fake.refuse_creates = True
+
+    result = promote_run(s.ws, s.ws.config(), "L1", yes=True)
+
+    assert result.status == "crash" and "HTTP 400" in result.reason
+    assert s.mine() == []
+    (entry,) = s.ws.budget().history()
+    assert entry.state == "released" and result.cost_usd == 0
+    assert PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url)).records() == []
+    _assert_other_untouched(s)

@@ -5,7 +5,10 @@ it. Termination runs from the run's own `finally`, from `atexit`, and from SIGTE
 chain to whatever handler was there before. A SIGKILL leaves the pod running; the next start lists this
 workspace's pods and terminates those whose owner process is gone. Pods of other workspaces on the same
 account are never touched. Each pod also has a record in `.pgolf/pods/<id>.json` (created, price,
-terminated, cost, settled) from which its reservation is settled at price × lifetime. A signal handler
+terminated, cost, settled) from which its reservation is settled at price × lifetime. That record is
+written under the pod's unique name before the create request is sent, so a pod whose create answer was
+lost is still found (by name and tags), terminated and paid from the kept reservation; only a definite
+refusal, or a listing without it long after the request, releases the reservation. A signal handler
 only deletes the pod and writes its record (taking the budget's lock there could deadlock against the
 interrupted code); the settlement follows in normal code, or in the next start's sweep."""
 
@@ -43,6 +46,7 @@ TAG_START = "PGOLF_OWNER_START"
 TAG_RUN = "PGOLF_RUN_ID"
 TAG_RESERVATION = "PGOLF_RESERVATION"
 _NAME_LIMIT = 64
+_NONCE_CHARS = 6
 _HANDLER_WAIT_SECONDS = 30.0
 
 # -- cleanups that run on exit and on SIGTERM/SIGINT ------------------------------------------------
@@ -169,8 +173,15 @@ def owner_tags(ws_id: str, run_id: str, reservation_id: str = "") -> dict[str, s
 
 
 def pod_name(ws_id: str, run_id: str) -> str:
-    """`pgolf-<workspace id>-<run id>`, short enough for the provider."""
-    return f"pgolf-{ws_id}-{run_id}"[:_NAME_LIMIT]
+    """`pgolf-<workspace id>-<run id>-<nonce>`, short enough for the provider and unique: a pod whose
+    create answer was lost is found by it."""
+    nonce = uuid.uuid4().hex[:_NONCE_CHARS]
+    return f"{name_prefix(ws_id)}{run_id}"[:_NAME_LIMIT - _NONCE_CHARS - 1] + f"-{nonce}"
+
+
+def name_prefix(ws_id: str) -> str:
+    """The start of every pod name of workspace `ws_id`."""
+    return f"pgolf-{ws_id}-"
 
 
 def owner_state(tags: dict[str, str]) -> str:
@@ -192,6 +203,14 @@ def owner_state(tags: dict[str, str]) -> str:
 
 # -- the pod records and the lifecycle ----------------------------------------------------------
 
+# Record states: the create request is in flight (no id yet); it ended without a usable answer (a pod
+# may exist); the pod exists; the provider never listed a pod of that name (nothing was spent).
+CREATING, UNKNOWN, CREATED, NOT_CREATED = "creating", "unknown", "created", "not created"
+
+
+class CreateRefused(PgolfError):
+    """The provider definitely refused a create request: no pod was made."""
+
 
 @dataclass
 class PodRecord:
@@ -208,6 +227,12 @@ class PodRecord:
     cost_usd: float | None = None
     reason: str = ""
     settled: bool = False  # the cost is in the budget (or there is no reservation to settle)
+    state: str = CREATED
+
+    @property
+    def key(self) -> str:
+        """The record's file name: the pod id, or its unique name while the id is unknown."""
+        return self.pod_id or f"{CREATING}-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -232,6 +257,7 @@ class SweptPod:
     run_id: str
     cost_usd: float
     problem: str = ""  # why it could not be terminated or settled, when it could not
+    outcome: str = "terminated"  # or "never created" (a lost create answer; its reservation released)
 
 
 def pod_records(ws: Workspace) -> list[PodRecord]:
@@ -254,17 +280,21 @@ class PodLifecycle:
 
     `max_cost_per_hr` refuses a pod dearer than planned; `price_per_gpu_hour` is the configured price,
     used when the provider does not say what a pod costs (a paid pod is never recorded at $0).
+    `unknown_create_grace_seconds`: a create whose answer was lost counts as never made only once a
+    listing this long after the request still lacks its name.
     """
 
     def __init__(self, ws: Workspace, client: RunpodClient, budget: BudgetManager | None = None, *,
                  clock: Callable[[], float] = time.time, max_cost_per_hr: float | None = None,
-                 price_per_gpu_hour: float | None = None) -> None:
+                 price_per_gpu_hour: float | None = None, unknown_create_grace_seconds: float = 600.0) -> None:
         self.ws = ws
         self.client = client
         self.budget = budget
         self.clock = clock
         self.max_cost_per_hr = max_cost_per_hr
         self.price_per_gpu_hour = price_per_gpu_hour
+        # How long after a create whose answer was lost a listing without the pod proves it was never made.
+        self.unknown_create_grace_seconds = unknown_create_grace_seconds
         self.workspace_id = workspace_id(ws)
         self._tokens: dict[str, int] = {}
         # Re-entrant: a signal handler on the main thread may terminate while the main thread terminates.
@@ -279,7 +309,10 @@ class PodLifecycle:
 
     def _save(self, record: PodRecord) -> None:
         self.records_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self._record_path(record.pod_id), json.dumps(asdict(record), indent=1) + "\n")
+        atomic_write_text(self._record_path(record.key), json.dumps(asdict(record), indent=1) + "\n")
+
+    def _forget(self, record: PodRecord) -> None:
+        self._record_path(record.key).unlink(missing_ok=True)
 
     def load_record(self, pod_id: str) -> PodRecord | None:
         """The local record of a pod, if this workspace made it."""
@@ -303,15 +336,29 @@ class PodLifecycle:
         return (self.price_per_gpu_hour or 0.0) * max(gpus or pod.gpu_count, 1)
 
     def create(self, body: dict[str, Any], *, run_id: str, reservation_id: str = "") -> PodInfo:
-        """Create a pod; from here on it is terminated on exit, signal or error."""
+        """Create a pod; from here on it is terminated on exit, signal or error.
+
+        The record is written (by the pod's unique name) before the request: whatever happens to the
+        answer, its reservation stays open until the pod is found and paid for or proven never made.
+        Its time is the start of the pod's lifetime, which is therefore never undercounted."""
+        pending = PodRecord("", str(body.get("name", "")), run_id, reservation_id, self.clock(), 0.0,
+                            dict(body.get("env") or {}), state=CREATING)
+        self._save(pending)
         try:
             pod = self.client.create_pod(body)
-        except PgolfError:
-            self._terminate_named(str(body.get("name", "")))
+        except CreateRefused:
+            self._forget(pending)  # nothing was created: the reservation may go
             raise
-        record = PodRecord(pod.id, pod.name or str(body.get("name", "")), run_id, reservation_id,
-                           self.clock(), 0.0, dict(body.get("env") or {}))
+        except BaseException as err:
+            pending.state = UNKNOWN
+            self._save(pending)
+            if isinstance(err, PgolfError):
+                raise PgolfError(f"{err}; {self._after_lost_create(pending)}") from None
+            raise
+        record = PodRecord(pod.id, pod.name or pending.name, run_id, reservation_id, pending.created_at, 0.0,
+                           pending.tags)
         self._save(record)  # first, so that a kill from here on leaves a trace the sweep settles
+        self._forget(pending)
         self._tokens[pod.id] = register_cleanup(lambda: self._stop_on_exit(pod.id))
         record.cost_per_hr = self.price_of(pod, int(body.get("gpuCount") or 0))
         self._save(record)
@@ -322,14 +369,18 @@ class PodLifecycle:
                                 f"${limit:.2f}/h; terminated it (set the tier's price_per_gpu_hour)")
         return pod
 
-    def _terminate_named(self, name: str) -> None:
-        """After a create whose answer was lost: terminate any pod of ours with that name."""
+    def _after_lost_create(self, pending: PodRecord) -> str:
+        """Right after a create whose answer was lost: terminate and settle the pod if it is listed."""
         try:
-            for pod in self.client.list_pods():
-                if pod.name == name and pod.env.get(TAG_WORKSPACE) == self.workspace_id:
-                    self.client.delete_pod(pod.id)
+            match = next((p for p in self.workspace_pods() if p.name == pending.name), None)
+            if match is not None:
+                swept = self._sweep_one(match, "create answer lost", pending)
+                if not swept.problem:
+                    return f"the pod {match.id} it made was terminated (${swept.cost_usd:.2f})"
         except PgolfError:
-            pass  # the sweep at the next start will find it
+            pass  # the sweep finds it by name later
+        return (f"a pod named {pending.name} may exist: its reservation is kept until "
+                "`pgolf compute pods sweep` (or the next start) finds it or proves it was never made")
 
     def _stop_on_exit(self, pod_id: str) -> None:
         """The exit/signal cleanup: delete and record, never the budget (its lock may be held here)."""
@@ -398,7 +449,7 @@ class PodLifecycle:
 
     def workspace_pods(self) -> list[WorkspacePod]:
         """This workspace's pods on the account (never another workspace's)."""
-        prefix = pod_name(self.workspace_id, "")
+        prefix = name_prefix(self.workspace_id)
         mine = []
         for pod in self.client.list_pods():
             tagged = pod.env.get(TAG_WORKSPACE)
@@ -415,39 +466,81 @@ class PodLifecycle:
         swept = []
         orphan_states = {"gone", "other-host"} if include_other_hosts else {"gone"}
         listed = self.workspace_pods()
+        # Creates whose answer was lost (their call has returned), or whose owner died during the call.
+        unresolved = {r.name: r for r in self.records()
+                      if r.state == UNKNOWN or (r.state == CREATING and owner_state(r.tags) in orphan_states)}
         for pod in listed:
-            if pod.owner not in orphan_states:
-                continue
-            swept.append(self._sweep_one(pod.id, pod.name, pod.run_id, "orphan sweep", pod))
+            pending = unresolved.pop(pod.name, None)
+            if pending is not None or pod.owner in orphan_states:
+                swept.append(self._sweep_one(pod, "orphan sweep", pending))
+        swept += [self._close_unlisted(pending) for pending in unresolved.values()]
         # Records whose owner died before terminating or settling them (a kill, or a signal whose
         # handler deleted the pod and left the settlement to normal code that never ran).
         listed_ids = {p.id for p in listed}
         for record in self.records():
-            if record.pod_id in listed_ids or record.settled or owner_state(record.tags) not in orphan_states:
+            if record.state != CREATED or record.pod_id in listed_ids or record.settled \
+                    or owner_state(record.tags) not in orphan_states:
                 continue
-            swept.append(self._sweep_one(record.pod_id, record.name, record.run_id, "orphan record", None))
+            swept.append(self._terminate_reporting(record.pod_id, record.name, record.run_id, "orphan record"))
         return swept
 
-    def _sweep_one(self, pod_id: str, name: str, run_id: str, reason: str, listed: WorkspacePod | None
-                   ) -> SweptPod:
-        """Terminate and settle one orphan; a failure is reported on it and does not stop the sweep."""
+    def _sweep_one(self, pod: WorkspacePod, reason: str, pending: PodRecord | None = None) -> SweptPod:
+        """Terminate and settle one listed orphan (with the record its lost create left, if any)."""
         try:
-            if listed is not None:
-                self._ensure_record(listed)
+            self._ensure_record(pod, pending)
+        except PgolfError as err:
+            return SweptPod(pod.id, pod.name, pod.run_id, 0.0, str(err))
+        return self._terminate_reporting(pod.id, pod.name, pod.run_id, reason)
+
+    def _terminate_reporting(self, pod_id: str, name: str, run_id: str, reason: str) -> SweptPod:
+        """Terminate and settle; a failure is reported on the result and does not stop the sweep."""
+        try:
             return SweptPod(pod_id, name, run_id, self.terminate(pod_id, reason=reason))
         except PgolfError as err:
             record = self.load_record(pod_id)
             return SweptPod(pod_id, name, run_id, (record.cost_usd or 0.0) if record else 0.0, str(err))
 
-    def _ensure_record(self, pod: WorkspacePod) -> None:
-        """A pod whose create answer never arrived has no record: rebuild one from its tags."""
-        if self.load_record(pod.id) is not None:
-            return
-        info = self.client.get_pod(pod.id)
-        tags = info.env if info else {}
-        reservation = tags.get(TAG_RESERVATION, "")
-        created = self.clock()
-        if self.budget is not None and reservation:
-            created = next((e.created_at for e in self.budget.history() if e.id == reservation), created)
-        price = self.price_of(info, info.gpu_count) if info else pod.cost_per_hr
-        self._save(PodRecord(pod.id, pod.name, pod.run_id, reservation, created, price, tags))
+    def _ensure_record(self, pod: WorkspacePod, pending: PodRecord | None = None) -> None:
+        """A pod whose create answer never arrived has no record: make one from the record written
+        before its create request (its lifetime starts there), else from its tags."""
+        if self.load_record(pod.id) is None:
+            info = self.client.get_pod(pod.id)
+            price = self.price_of(info, info.gpu_count) if info else pod.cost_per_hr
+            if pending is not None:
+                record = PodRecord(pod.id, pod.name, pending.run_id, pending.reservation_id, pending.created_at,
+                                   price, pending.tags)
+            else:
+                tags = info.env if info else {}
+                reservation = tags.get(TAG_RESERVATION, "")
+                created = self.clock()
+                if self.budget is not None and reservation:
+                    created = next((e.created_at for e in self.budget.history() if e.id == reservation), created)
+                record = PodRecord(pod.id, pod.name, pod.run_id, reservation, created, price, tags)
+            self._save(record)
+        if pending is not None:
+            self._forget(pending)
+
+    def _close_unlisted(self, pending: PodRecord) -> SweptPod:
+        """A lost create whose pod is not listed: never made once the grace has passed, so its
+        reservation is released; until then it stays reserved."""
+        waited = self.clock() - pending.created_at
+        if waited <= self.unknown_create_grace_seconds:
+            return SweptPod("", pending.name, pending.run_id, 0.0,
+                            f"no pod named {pending.name} is listed {waited:.0f} s after its create request "
+                            f"(whose answer was lost); its reservation is kept until "
+                            f"{self.unknown_create_grace_seconds:.0f} s have passed")
+        reason = (f"create answer lost and no pod named {pending.name} listed "
+                  f"{waited:.0f} s after the request: never created")
+        if pending.reservation_id:
+            if self.budget is None:
+                return SweptPod("", pending.name, pending.run_id, 0.0,
+                                "its reservation can only be released with the budget at hand")
+            open_pods = [r for r in self.records() if r.reservation_id == pending.reservation_id
+                         and r.key != pending.key and r.terminated_at is None]
+            entry = next((e for e in self.budget.history() if e.id == pending.reservation_id), None)
+            if not open_pods and entry is not None and entry.state == "reserved":
+                self.budget.release(pending.reservation_id, reason)
+        pending.state, pending.terminated_at, pending.cost_usd = NOT_CREATED, self.clock(), 0.0
+        pending.settled, pending.reason = True, reason
+        self._save(pending)
+        return SweptPod("", pending.name, pending.run_id, 0.0, outcome="never created; reservation released")

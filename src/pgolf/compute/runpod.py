@@ -22,7 +22,7 @@ import httpx
 
 from pgolf.budget import BudgetManager
 from pgolf.compute.base import LineCallback, RunOutcome, RunRequest
-from pgolf.compute.pods import PodLifecycle, owner_tags, pod_name
+from pgolf.compute.pods import CreateRefused, PodLifecycle, owner_tags, pod_name
 from pgolf.compute.ssh import RemoteLayout, SshBackend, SshTarget
 from pgolf.config import PgolfConfig, RunpodTier, secret
 from pgolf.errors import ConfigError, PgolfError
@@ -35,6 +35,10 @@ _PROBE_SECONDS = 60.0
 
 class RunpodError(PgolfError):
     """The RunPod API refused a request or could not be reached."""
+
+
+class RunpodRefused(RunpodError, CreateRefused):
+    """RunPod answered with a 4xx: the request was refused and did nothing."""
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,25 @@ class RunpodClient:
                 problem = f"HTTP {resp.status_code}"
                 continue
             if resp.status_code in (401, 403):
-                raise RunpodError(f"RunPod refused the API key from {API_KEY_ENV} (HTTP {resp.status_code})")
+                raise RunpodRefused(f"RunPod refused the API key from {API_KEY_ENV} (HTTP {resp.status_code})")
             if resp.status_code >= 400:
-                raise RunpodError(f"RunPod {method} {path}: HTTP {resp.status_code}: {_short(resp)}")
+                # A 4xx is a definite refusal; a 408 (the server gave up reading) or a 5xx is not.
+                refused = resp.status_code < 500 and resp.status_code != 408
+                raise (RunpodRefused if refused else RunpodError)(
+                    f"RunPod {method} {path}: HTTP {resp.status_code}: {_short(resp)}")
             return resp
         raise RunpodError(f"RunPod {method} {path}: {problem} after {attempts} attempt(s)")
 
     def create_pod(self, body: dict[str, Any]) -> PodInfo:
-        """Create a pod (never retried: a lost answer may still have created one)."""
+        """Create a pod (never retried: a lost answer may still have created one).
+
+        RunpodRefused means nothing was created; any other RunpodError leaves the outcome unknown."""
         resp = self._request("POST", "/pods", body, retry=False)
         assert resp is not None
-        return PodInfo.from_api(_json(resp))
+        pod = PodInfo.from_api(_json(resp))
+        if not pod.id:
+            raise RunpodError("RunPod POST /pods: the answer names no pod id")
+        return pod
 
     def get_pod(self, pod_id: str) -> PodInfo | None:
         """One pod, or None when it no longer exists."""
@@ -163,7 +175,7 @@ def lifecycle_from_config(ws: Workspace, config: PgolfConfig, budget: BudgetMana
         raise ConfigError("no [tiers.runpod] in pgolf.toml")
     per_gpu = config.budget.price_per_gpu_hour if tier.price_per_gpu_hour is None else tier.price_per_gpu_hour
     return PodLifecycle(ws, client_from_config(ws, tier), budget, max_cost_per_hr=max_cost_per_hr,
-                        price_per_gpu_hour=per_gpu)
+                        price_per_gpu_hour=per_gpu, unknown_create_grace_seconds=tier.ready_timeout_seconds)
 
 
 def _answers(probe: list[str], timeout: float) -> bool:

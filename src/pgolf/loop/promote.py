@@ -585,8 +585,8 @@ def sweep_at_start(ws: Workspace, config: PgolfConfig) -> list[str]:
         messages = recover_promotions(ws, config)
         if config.tiers.runpod is not None and secret(API_KEY_ENV, ws.root):
             for pod in lifecycle_from_config(ws, config, ws.budget(config)).sweep_orphans():
-                messages.append(f"orphaned pod {pod.id} (run {pod.run_id or '-'}): "
-                                + (pod.problem or f"terminated, ${pod.cost_usd:.2f}"))
+                messages.append(f"orphaned pod {pod.id or pod.name} (run {pod.run_id or '-'}): "
+                                + (pod.problem or f"{pod.outcome}, ${pod.cost_usd:.2f}"))
     except PgolfError as err:
         return [f"sweep at start: {err}"]
     return messages
