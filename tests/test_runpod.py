@@ -519,3 +519,22 @@ def test_a_refused_create_releases_the_reservation_at_once(setup: Setup):
     assert entry.state == "released" and result.cost_usd == 0
     assert PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url)).records() == []
     _assert_other_untouched(s)
+
+
+def test_a_lost_create_answer_with_a_working_listing_settles_the_pod_at_once(setup: Setup):
+    s = setup
+    config = s.ws.config()
+    budget = s.ws.budget(config)
+    ticks = itertools.count(1000.0, 600.0)  # the request at t=1000, the deletion at t=1600
+    lifecycle = PodLifecycle(s.ws, RunpodClient(API_KEY, s.fake.url, retries=0), budget, clock=lambda: next(ticks))
+    reservation = budget.reserve(10.0, gpus=8, run_id="R8")
+    s.fake.lose_create_answers = 1
+    body = RunpodBackend(s.ws, config.tiers.runpod, lifecycle).pod_body(_request(s, "R8", reservation))
+
+    with pytest.raises(PgolfError, match="was terminated"):
+        lifecycle.create(body, run_id="R8", reservation_id=reservation)
+
+    assert s.mine() == []
+    (entry,) = budget.history()
+    assert entry.state == "settled" and entry.actual_usd == pytest.approx(21.52 * 600 / 3600)
+    _assert_other_untouched(s)
