@@ -61,8 +61,8 @@ def pods_sweep(
     for message in recovered:
         console.print(escape(message))
     for s in swept:
-        console.print(f"terminated {s.id} ({s.name}, run {s.run_id or '-'}): {fmt_usd(s.cost_usd)}"
-                      + (f" [red]{escape(s.problem)}[/]" if s.problem else ""))
+        console.print(f"{s.outcome} {escape(s.id or s.name)} ({escape(s.name)}, run {escape(s.run_id or '-')}): "
+                      f"{fmt_usd(s.cost_usd)}" + (f" [red]{escape(s.problem)}[/]" if s.problem else ""))
     if not swept:
         console.print("no orphaned pods")
 
