@@ -87,6 +87,12 @@ def within(moment: datetime | None, ctx: SourceContext) -> bool:
     return moment is None or moment >= ctx.since
 
 
+def keep_if_recent(found: dict[str, ResearchItem], item: ResearchItem | None, ctx: SourceContext) -> None:
+    """Add `item` to `found` (first one wins per id) when it exists and falls inside the window."""
+    if item and within(parse_time(item.published), ctx):
+        found.setdefault(item.id, item)
+
+
 def short_hash(text: str) -> str:
     """A stable 16-hex-digit id fragment for sources without ids of their own."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pgolf.config import OpenReviewSource
 from pgolf.research.items import ResearchItem
-from pgolf.research.sources.base import SourceContext, SourceError, iso, parse_time, within
+from pgolf.research.sources.base import SourceContext, SourceError, iso, keep_if_recent, parse_time
 
 
 def field(content: dict[str, Any], name: str) -> Any:
@@ -65,8 +65,7 @@ async def fetch_openreview(ctx: SourceContext, cfg: OpenReviewSource) -> list[Re
                     continue
                 matched = matched_keywords(note["content"], cfg.keywords)
                 item = _item(note, ctx, venue, matched) if matched else None
-                if item and within(parse_time(item.published), ctx):
-                    found.setdefault(item.id, item)
+                keep_if_recent(found, item, ctx)
             offset += len(notes)
             total = body.get("count")
             if not notes or (isinstance(total, int) and offset >= total) or len(found) >= cfg.max_items:

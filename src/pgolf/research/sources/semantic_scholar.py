@@ -6,7 +6,7 @@ from typing import Any
 
 from pgolf.config import SemanticScholarSource
 from pgolf.research.items import ResearchItem
-from pgolf.research.sources.base import SourceContext, SourceError, iso_or_none, parse_time, within
+from pgolf.research.sources.base import SourceContext, SourceError, iso_or_none, keep_if_recent
 
 FIELDS = "title,abstract,url,venue,year,publicationDate,externalIds,citationCount,authors"
 
@@ -46,8 +46,7 @@ async def fetch_semantic_scholar(ctx: SourceContext, cfg: SemanticScholarSource)
                 raise SourceError(f"Semantic Scholar answered without a data list for {query!r}")
             for paper in data:
                 item = _item(paper, ctx, query) if isinstance(paper, dict) else None
-                if item and within(parse_time(item.published), ctx):
-                    found.setdefault(item.id, item)
+                keep_if_recent(found, item, ctx)
             following = body.get("next")
             offset = following if isinstance(following, int) and data else None
     return list(found.values())[: cfg.max_items]

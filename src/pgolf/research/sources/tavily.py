@@ -16,9 +16,8 @@ from pgolf.research.sources.base import (
     SourceContext,
     SourceError,
     iso_or_none,
-    parse_time,
+    keep_if_recent,
     short_hash,
-    within,
 )
 
 ACADEMIC_DOMAINS = ("arxiv.org", "openreview.net", "semanticscholar.org", "aclanthology.org", "aclweb.org",
@@ -72,6 +71,5 @@ async def fetch_tavily(ctx: SourceContext, cfg: TavilySource) -> list[ResearchIt
             raise SourceError(f"Tavily answered without a results list for {query!r}")
         for result in results:
             item = _item(result, ctx, query) if isinstance(result, dict) else None
-            if item and within(parse_time(item.published), ctx):
-                found.setdefault(item.id, item)
+            keep_if_recent(found, item, ctx)
     return list(found.values())[: cfg.max_items]
