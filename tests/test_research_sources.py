@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pgolf.config import ResearchConfig
 from pgolf.research.fetch import PoliteClient
 from pgolf.research.items import ResearchItem
 from pgolf.research.sources import SOURCES
-from pgolf.research.sources.base import SourceContext, SourceError
+from pgolf.research.sources.base import SourceContext, SourceError, Unreachable
 from research_server import (
     PULLS,
     RECORD,
@@ -84,7 +85,7 @@ def test_arxiv_error_feed_and_malformed_xml(apis: FakeApis) -> None:
     with pytest.raises(SourceError, match="malformed XML from arXiv"):
         run_source(apis, "arxiv")
     apis.route("/arxiv/api/query", Reply(200, b'<!DOCTYPE lolz [<!ENTITY a "aaaa">]><feed>&a;</feed>'))
-    with pytest.raises(SourceError, match="DOCTYPE"):
+    with pytest.raises(SourceError, match="refused XML from arXiv: it declares entity 'a'"):
         run_source(apis, "arxiv")
 
 
@@ -271,18 +272,71 @@ def test_client_errors_are_not_retried(apis: FakeApis) -> None:
     assert slept == [] and len(apis.hits("/x")) == 1
 
 
-def test_unreachable_host_is_one_clear_error() -> None:
+def _attempts(url: str, transport: httpx.AsyncBaseTransport | None = None) -> tuple[SourceError, int, list[float]]:
+    """The error, the number of requests and the sleeps of a polite client with 3 retries."""
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    async def go() -> None:
-        async with httpx.AsyncClient() as client:
-            await PoliteClient(client, max_retries=1, base_delay=0.01, sleep=sleep).get_json("http://127.0.0.1:9/")
+    async def go() -> tuple[SourceError, int]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            http = PoliteClient(client, max_retries=3, base_delay=2.0, sleep=sleep)
+            try:
+                await http.get_json(url)
+            except SourceError as err:
+                return err, http.requests
+        raise AssertionError("the request succeeded")
 
-    with pytest.raises(SourceError, match=r"cannot reach 127.0.0.1:9/.*\(2 tries\)"):
-        asyncio.run(go())
+    err, requests = asyncio.run(go())
+    return err, requests, slept
+
+
+def test_nothing_listening_is_one_clear_error_without_retries() -> None:
+    # A port with nothing listening refuses the connection: the same answer every time, so one try.
+    err, requests, slept = _attempts("http://127.0.0.1:9/")
+    assert isinstance(err, Unreachable)
+    assert str(err) == "cannot connect to 127.0.0.1:9/: Connection refused"
+    assert (requests, slept) == (1, [])
+
+
+def test_name_resolution_failure_is_not_retried() -> None:
+    # The error the operating system gives offline, injected below httpx (no DNS query is ever sent).
+    seen: list[httpx.Request] = []
+
+    def offline(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution", request=request) \
+            from socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    err, requests, slept = _attempts("https://export.arxiv.org/api/query", httpx.MockTransport(offline))
+    assert isinstance(err, Unreachable)
+    assert str(err).startswith("cannot resolve export.arxiv.org (offline, or no DNS)")
+    assert (requests, len(seen), slept) == (1, 1, [])
+
+
+def test_a_broken_exchange_is_still_retried() -> None:
+    # Unlike a connection never made, a reset mid-answer may pass: it keeps its backoff.
+    calls: list[int] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) < 3:
+            raise httpx.ReadError("Connection reset by peer", request=request)
+        return httpx.Response(200, json={"ok": 1})
+
+    async def go() -> tuple[Any, list[float]]:
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(flaky)) as client:
+            return await PoliteClient(client, max_retries=3, base_delay=2.0, sleep=sleep).get_json(
+                "https://example.org/x"), slept
+
+    body, slept = asyncio.run(go())
+    assert body == {"ok": 1} and slept == [2.0, 4.0] and len(calls) == 3
 
 
 def test_min_interval_spaces_requests(apis: FakeApis) -> None:

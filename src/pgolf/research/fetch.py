@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -24,9 +26,12 @@ from pgolf.errors import ConfigError
 from pgolf.research.items import ResearchItem, authority_tier
 from pgolf.research.sources import SOURCES
 from pgolf.research.sources.base import (
+    HTTPStatusError,
+    NeedsAccount,
     SourceContext,
     SourceError,
     SourceSpec,
+    Unreachable,
     endpoint,
     json_body,
     parse_time,
@@ -50,7 +55,11 @@ def parse_duration(text: str) -> timedelta:
 
 class PoliteClient:
     """One source's view of the shared client: a minimum interval between its requests, and retries
-    with exponential backoff on 429, 5xx and network errors that honour `Retry-After`."""
+    with exponential backoff on 429, 5xx, timeouts and broken exchanges that honour `Retry-After`.
+
+    A connection that cannot be made at all (the name does not resolve, no route, nothing listening,
+    a failed TLS handshake) is not retried: it fails in milliseconds and the same way seconds later, and
+    backing off 2 + 4 + 8 s for it is what made an offline fetch take 17 s. It raises `Unreachable`."""
 
     def __init__(self, client: httpx.AsyncClient, *, max_retries: int = 3, base_delay: float = 2.0,
                  max_delay: float = 60.0, min_interval: float = 0.0, request_timeout: float = 30.0,
@@ -99,6 +108,8 @@ class PoliteClient:
                     timeout=self._timeout)
             except httpx.TimeoutException:
                 problem = f"timed out after {self._timeout:g} s at {where}"
+            except httpx.ConnectError as err:
+                raise Unreachable(_connect_problem(err, url)) from None
             except httpx.TransportError as err:
                 problem = f"cannot reach {where}: {_one_line(err) or type(err).__name__}"
             else:
@@ -107,7 +118,9 @@ class PoliteClient:
                     asked = self._retry_after(response)
                     delay = delay if asked is None else asked  # "Retry-After: 0" means now
                 elif response.status_code >= 400:
-                    raise SourceError(f"HTTP {response.status_code} from {where}{_api_message(response)}")
+                    name, message = _api_error(response)
+                    raise HTTPStatusError(f"HTTP {response.status_code} from {where}{message}",
+                                          response.status_code, name)
                 else:
                     return response
             if attempt < self._max_retries:
@@ -134,14 +147,34 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:200]
 
 
-def _api_message(response: httpx.Response) -> str:
-    """The API's own short error message, when it sends one."""
+def _connect_problem(err: httpx.ConnectError, url: str) -> str:
+    """One line for a connection that could not be made: a name that does not resolve is said so, else
+    the system's reason (e.g. "Connection refused", "Network is unreachable")."""
+    host = httpx.URL(url).host
+    reason = _one_line(err) or type(err).__name__
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve {host} (offline, or no DNS): {_one_line(cause)}"
+        if isinstance(cause, OSError) and cause.errno:
+            reason = os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return f"cannot connect to {endpoint(url)}: {reason}"
+
+
+def _api_error(response: httpx.Response) -> tuple[str, str]:
+    """The API's error name (e.g. OpenReview's "ChallengeRequiredError") and its short message, as
+    ": message" (both empty when the body has none)."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return ""
-    message = body.get("message") or body.get("error") if isinstance(body, dict) else None
-    return f": {_one_line(str(message))[:160]}" if message else ""
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    name = body.get("name")
+    message = body.get("message") or body.get("error")
+    return (str(name) if isinstance(name, str) else "",
+            f": {_one_line(str(message))[:160]}" if message else "")
 
 
 @dataclass
@@ -158,6 +191,7 @@ class SourceOutcome:
     requests: int = 0
     seconds: float = 0.0
     detail: str = ""
+    failed_queries: list[str] = field(default_factory=list)  # delivered nothing; the others' items are kept
 
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping for JSON output."""
@@ -215,17 +249,27 @@ async def _run_one(spec: SourceSpec, config: ResearchConfig, store: ResearchStor
     key = secret(spec.key_env, workspace_root) if spec.key_env else None
     if spec.key_required and not key:
         return SourceOutcome(spec.name, "skipped", detail=f"{spec.key_env} not set")
+    login: tuple[str, str] | None = None
+    if spec.login_env:
+        user, password = (secret(name, workspace_root) for name in spec.login_env)
+        if bool(user) != bool(password):
+            missing = spec.login_env[1] if user else spec.login_env[0]
+            return SourceOutcome(spec.name, "skipped",
+                                 detail=f"{missing} not set (both of {' and '.join(spec.login_env)} are needed)")
+        login = (user, password) if user and password else None
     window = since if since is not None else parse_duration(settings.since or config.since)
     http = PoliteClient(client, max_retries=config.max_retries, base_delay=config.retry_base_seconds,
                         max_delay=config.retry_max_seconds, min_interval=settings.min_interval_seconds,
                         request_timeout=min(config.request_timeout_seconds, settings.timeout_seconds))
-    ctx = SourceContext(http=http, since=now - window, now=now, key=key)
+    ctx = SourceContext(http=http, since=now - window, now=now, key=key, login=login)
     started = time.monotonic()
     outcome = SourceOutcome(spec.name, "failed")
     try:
         items = await asyncio.wait_for(spec.fetch(ctx, settings), settings.timeout_seconds)
     except TimeoutError:
         outcome.detail = f"no answer within its {settings.timeout_seconds:g} s timeout"
+    except NeedsAccount as err:
+        outcome.status, outcome.detail = "skipped", str(err)
     except SourceError as err:
         outcome.detail = str(err)
     except Exception as err:  # noqa: BLE001 — a third party's odd payload must not take the others down
@@ -239,6 +283,7 @@ async def _run_one(spec: SourceSpec, config: ResearchConfig, store: ResearchStor
         outcome.new, outcome.updated, outcome.duplicates = report.new, report.updated, report.duplicates
         outcome.detail = "; ".join(ctx.warnings)
     outcome.requests = http.requests
+    outcome.failed_queries = list(ctx.failed_queries)
     outcome.seconds = round(time.monotonic() - started, 2)
     return outcome
 

@@ -8,6 +8,17 @@ from typing import Any, Literal
 
 ItemKind = Literal["paper", "pr", "code", "post", "web", "record"]
 
+# `extra[DATE_PRECISION] == "year"`: the source gave only a year; `published` is that year's first
+# instant, which the `since` window and the store both use as is. Absent: `published` is exact.
+DATE_PRECISION = "date_precision"
+
+
+def shown_date(published: str | None, extra: dict[str, Any]) -> str:
+    """The day of `published` ("-" when none), or just the year when only the year is known."""
+    if not published:
+        return "-"
+    return published[:4] if extra.get(DATE_PRECISION) == "year" else published[:10]
+
 
 @dataclass
 class ResearchItem:

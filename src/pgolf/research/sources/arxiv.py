@@ -7,7 +7,14 @@ import xml.etree.ElementTree as ET
 
 from pgolf.config import ArxivSource
 from pgolf.research.items import ResearchItem
-from pgolf.research.sources.base import SourceContext, SourceError, iso_or_none, parse_time, within
+from pgolf.research.sources.base import (
+    SourceContext,
+    SourceError,
+    each_query,
+    iso_or_none,
+    parse_time,
+    within,
+)
 from pgolf.research.sources.xmlparse import ATOM, parse_xml, text_of
 
 _OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
@@ -47,9 +54,11 @@ def _item(entry: ET.Element, ctx: SourceContext, query: str) -> ResearchItem | N
 
 
 async def fetch_arxiv(ctx: SourceContext, cfg: ArxivSource) -> list[ResearchItem]:
-    """Every configured query, paged newest first until the window or `max_items` ends."""
+    """Every configured query, paged newest first until the window or `max_items` ends; a query whose
+    answer is bad loses only its own later pages."""
     found: dict[str, ResearchItem] = {}
-    for query in cfg.queries:
+
+    async def one(query: str) -> None:
         start = 0
         while len(found) < cfg.max_items:
             root = parse_xml(await ctx.http.get_text(cfg.base_url, params={
@@ -61,7 +70,7 @@ async def fetch_arxiv(ctx: SourceContext, cfg: ArxivSource) -> list[ResearchItem
             for entry in entries:
                 if "/api/errors" in text_of(entry, f"{ATOM}id"):
                     raise SourceError(f"arXiv rejected the query: {text_of(entry, f'{ATOM}summary')[:200]}")
-            total = int(text_of(root, f"{_OPENSEARCH}totalResults") or 0)
+            total = _int(text_of(root, f"{_OPENSEARCH}totalResults"))
             past_window = False
             for entry in entries:
                 item = _item(entry, ctx, query)
@@ -74,4 +83,14 @@ async def fetch_arxiv(ctx: SourceContext, cfg: ArxivSource) -> list[ResearchItem
             start += len(entries)
             if not entries or past_window or start >= total:
                 break
+
+    await each_query(ctx, "query", cfg.queries, one)
     return list(found.values())[: cfg.max_items]
+
+
+def _int(text: str) -> int:
+    """`totalResults` as a number; SourceError when it is not one."""
+    try:
+        return int(text or 0)
+    except ValueError:
+        raise SourceError(f"arXiv answered a totalResults of {text[:40]!r}") from None

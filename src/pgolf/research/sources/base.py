@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -24,6 +25,25 @@ class SourceError(Exception):
     """A source could not deliver: the message is one line naming what failed (never a secret)."""
 
 
+class Unreachable(SourceError):
+    """No connection could be made (a name that does not resolve, no route, nothing listening): it would
+    fail the same way for every query of the source, so the source fails at once, without retries."""
+
+
+class NeedsAccount(SourceError):
+    """The service answers only to a logged-in account: the source is skipped, like a missing key."""
+
+
+class HTTPStatusError(SourceError):
+    """A 4xx answer that retrying cannot fix; `status` and the API's error `name` (if any) let a source
+    tell, e.g., "log in first" from "bad query"."""
+
+    def __init__(self, message: str, status: int, name: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.name = name
+
+
 @dataclass(frozen=True)
 class SourceContext:
     """One source's run: its HTTP client, its time window, the clock, and its API key if it has one."""
@@ -31,8 +51,10 @@ class SourceContext:
     http: PoliteClient
     since: datetime
     now: datetime
-    key: str | None = None
+    key: str | None = field(default=None, repr=False)  # secrets stay out of any repr or traceback
+    login: tuple[str, str] | None = field(default=None, repr=False)  # (username, password) where a source logs in
     warnings: list[str] = field(default_factory=list)  # partial failures worth reporting
+    failed_queries: list[str] = field(default_factory=list)  # queries/feeds/venues that delivered nothing
 
     @property
     def fetched_at(self) -> str:
@@ -51,6 +73,7 @@ class SourceSpec:
     fetch: SourceFetch
     key_env: str | None = None
     key_required: bool = False
+    login_env: tuple[str, str] | None = None  # optional (username, password) variables
     fast: bool = False  # part of the hourly fast pass
 
 
@@ -83,7 +106,10 @@ def iso_or_none(value: Any) -> str | None:
 
 
 def within(moment: datetime | None, ctx: SourceContext) -> bool:
-    """True when an item's time is inside the window (an item without a time is kept)."""
+    """True when an item's time is inside the window (an item without a time is kept).
+
+    An approximate date (a year only, stored as that year's first instant) is compared like any
+    other: the store shows the same instant the window judged."""
     return moment is None or moment >= ctx.since
 
 
@@ -93,10 +119,40 @@ def keep_if_recent(found: dict[str, ResearchItem], item: ResearchItem | None, ct
         found.setdefault(item.id, item)
 
 
+async def each_query(ctx: SourceContext, label: str, queries: Sequence[str],
+                     fetch_one: Callable[[str], Awaitable[None]], *, concurrently: bool = False,
+                     fatal: tuple[type[SourceError], ...] = (Unreachable, NeedsAccount)) -> None:
+    """Run `fetch_one` for each query so that one bad answer only loses that query (and the pages after
+    the bad one): its failure goes into `ctx.warnings` and `ctx.failed_queries`. `fatal` errors fail the
+    whole source at once (the next query would meet the same wall); when every query fails, so does the
+    source, with the first error."""
+
+    async def guarded(query: str) -> str | None:
+        try:
+            await fetch_one(query)
+        except fatal:
+            raise
+        except SourceError as err:
+            return str(err)
+        except Exception as err:  # noqa: BLE001 — a third party's odd payload must not sink the other queries
+            return f"unexpected {type(err).__name__}: {' '.join(str(err).split())[:200]}"
+        return None
+
+    if concurrently:
+        errors = list(await asyncio.gather(*(guarded(q) for q in queries)))
+    else:
+        errors = [await guarded(q) for q in queries]
+    failed = [(q, e) for q, e in zip(queries, errors, strict=True) if e is not None]
+    if failed and len(failed) == len(queries):
+        raise SourceError(failed[0][1] if len(queries) == 1 else f"every {label} failed; first: {failed[0][1]}")
+    for query, error in failed:
+        ctx.failed_queries.append(query)
+        ctx.warnings.append(f"{label} {query!r} failed: {error}")
+
+
 def short_hash(text: str) -> str:
     """A stable 16-hex-digit id fragment for sources without ids of their own."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
 
 
 def endpoint(url: str) -> str:

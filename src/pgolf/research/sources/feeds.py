@@ -1,8 +1,9 @@
-"""RSS 2.0 and Atom feeds. One broken feed is reported as a warning; the source fails only when all do."""
+"""RSS (0.91 to 2.0) and Atom feeds. One broken feed is reported as a warning (and in the outcome's failed
+queries); the source fails only when all do. Each feed is a different site, so one that cannot be reached
+does not stop the others."""
 
 from __future__ import annotations
 
-import asyncio
 import xml.etree.ElementTree as ET
 
 from pgolf.config import FeedsSource
@@ -11,6 +12,7 @@ from pgolf.research.sanitize import strip_markup
 from pgolf.research.sources.base import (
     SourceContext,
     SourceError,
+    each_query,
     iso_or_none,
     parse_time,
     short_hash,
@@ -60,24 +62,17 @@ def parse_feed(text: str, feed_url: str, ctx: SourceContext) -> list[ResearchIte
     return [p for p in posts if p is not None]
 
 
-async def _read_feed(ctx: SourceContext, url: str) -> list[ResearchItem] | str:
-    """A feed's posts, or the error that kept it from being read."""
-    try:
-        return parse_feed(await ctx.http.get_text(url), url, ctx)
-    except SourceError as err:
-        return str(err)
-
-
 async def fetch_feeds(ctx: SourceContext, cfg: FeedsSource) -> list[ResearchItem]:
     """Every configured feed (read concurrently) and its posts published within the window."""
-    results = await asyncio.gather(*(_read_feed(ctx, url) for url in cfg.urls))
-    errors = [r for r in results if isinstance(r, str)]
-    if errors and len(errors) == len(cfg.urls):
-        raise SourceError(f"every feed failed; first: {errors[0]}")
-    ctx.warnings.extend(f"feed skipped: {e}" for e in errors)
+    posts: dict[str, list[ResearchItem]] = {}
+
+    async def one(url: str) -> None:
+        posts[url] = parse_feed(await ctx.http.get_text(url), url, ctx)
+
+    await each_query(ctx, "feed", cfg.urls, one, concurrently=True, fatal=())
     found: dict[str, ResearchItem] = {}
-    for posts in results:
-        for post in posts if isinstance(posts, list) else []:
+    for url in cfg.urls:  # config order, whichever feed answered first
+        for post in posts.get(url, []):
             if within(parse_time(post.published), ctx):
                 found.setdefault(post.id, post)
     return list(found.values())[: cfg.max_items]

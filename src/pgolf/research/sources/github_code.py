@@ -7,7 +7,7 @@ from typing import Any
 
 from pgolf.config import GithubCodeSource
 from pgolf.research.items import ResearchItem
-from pgolf.research.sources.base import SourceContext, SourceError
+from pgolf.research.sources.base import SourceContext, SourceError, each_query
 from pgolf.research.sources.github_api import github_headers
 
 # Text-match fragments come with this media type: they are the snippet shown as the abstract.
@@ -32,10 +32,12 @@ def _item(hit: dict[str, Any], ctx: SourceContext, query: str) -> ResearchItem |
 
 
 async def fetch_github_code(ctx: SourceContext, cfg: GithubCodeSource) -> list[ResearchItem]:
-    """Each query's hits, page by page, until a short page or `max_items`."""
+    """Each query's hits, page by page, until a short page or `max_items`; a bad page loses only its own
+    query's pages from there on."""
     headers = github_headers(ctx.key, TEXT_MATCH)
     found: dict[str, ResearchItem] = {}
-    for query in cfg.queries:
+
+    async def one(query: str) -> None:
         page = 1
         while len(found) < cfg.max_items:
             body = await ctx.http.get_json(f"{cfg.base_url.rstrip('/')}/search/code", headers=headers, params={
@@ -51,4 +53,6 @@ async def fetch_github_code(ctx: SourceContext, cfg: GithubCodeSource) -> list[R
             if len(hits) < cfg.page_size or (isinstance(total, int) and page * cfg.page_size >= total):
                 break
             page += 1
+
+    await each_query(ctx, "query", cfg.queries, one)
     return list(found.values())[: cfg.max_items]

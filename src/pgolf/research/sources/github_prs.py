@@ -15,7 +15,18 @@ from typing import Any
 
 from pgolf.config import GithubPrsSource
 from pgolf.research.items import ResearchItem
-from pgolf.research.sources.base import SourceContext, SourceError, iso_or_none, json_body, parse_time, within
+from pgolf.research.sources.base import (
+    NeedsAccount,
+    SourceContext,
+    SourceError,
+    Unreachable,
+    each_query,
+    endpoint,
+    iso_or_none,
+    json_body,
+    parse_time,
+    within,
+)
 from pgolf.research.sources.github_api import github_headers, next_page
 
 RECORD_FILE = re.compile(r"^(records/[^/]+/[^/]+)/(README\.md|submission\.json)$")
@@ -55,7 +66,7 @@ async def _pages(ctx: SourceContext, url: str, params: dict[str, Any] | None, he
         response = await ctx.http.request("GET", url, params=params, headers=headers)
         body = json_body(response)
         if not isinstance(body, list):
-            raise SourceError(f"GitHub answered {type(body).__name__} where a list was expected at {url}")
+            raise SourceError(f"GitHub answered {type(body).__name__} where a list was expected at {endpoint(url)}")
         yield body
         following = next_page(response)
         if not following:
@@ -97,11 +108,13 @@ async def records_of(ctx: SourceContext, cfg: GithubPrsSource, repo: str, number
 
 
 async def fetch_github_prs(ctx: SourceContext, cfg: GithubPrsSource) -> list[ResearchItem]:
-    """Each watched repository's PRs updated within the window (plus records folders for the records repo)."""
+    """Each watched repository's PRs updated within the window (plus records folders for the records repo);
+    a bad page loses only its own repository's pages from there on."""
     headers = github_headers(ctx.key)
     base = cfg.base_url.rstrip("/")
     items: list[ResearchItem] = []
-    for repo in cfg.repos:
+
+    async def one(repo: str) -> None:
         is_records = repo.lower() == cfg.records_repo.lower()
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": cfg.page_size}
         async for prs in _pages(ctx, f"{base}/repos/{repo}/pulls", params, headers, cfg.max_pages):
@@ -114,9 +127,13 @@ async def fetch_github_prs(ctx: SourceContext, cfg: GithubPrsSource) -> list[Res
                     try:
                         item.extra["records"] = await records_of(ctx, cfg, repo, item.extra["number"],
                                                                  item.extra["head_sha"], headers)
+                    except (Unreachable, NeedsAccount):
+                        raise
                     except SourceError as err:  # the PR itself is still worth keeping
                         ctx.warnings.append(f"records of {repo}#{item.extra['number']}: {err}")
                 items.append(item)
             if len(fresh) < len(prs) or len(items) >= cfg.max_items:
                 break  # sorted by update time: everything after this page is older than the window
+
+    await each_query(ctx, "repository", cfg.repos, one)
     return items[: cfg.max_items]

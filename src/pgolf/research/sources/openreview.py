@@ -3,6 +3,11 @@
 The venue filter is `content.venueid` (v2 notes keep every content field as `{"value": ...}`): it names
 the papers a venue accepted, unlike the submission invitation, which also lists rejected and withdrawn
 ones. Keywords are matched, case-insensitively, in the title, abstract and the authors' keywords.
+
+Since late 2026 api2.openreview.net may answer anonymous `/notes` calls with 403 `ChallengeRequiredError`:
+with OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD set, the source logs in first (`POST /login`) and sends
+the token it gets as a bearer token (held in memory for this fetch only: never printed or stored);
+without them such a 403 skips the source as "needs an account".
 """
 
 from __future__ import annotations
@@ -11,7 +16,18 @@ from typing import Any
 
 from pgolf.config import OpenReviewSource
 from pgolf.research.items import ResearchItem
-from pgolf.research.sources.base import SourceContext, SourceError, iso, keep_if_recent, parse_time
+from pgolf.research.sources.base import (
+    HTTPStatusError,
+    NeedsAccount,
+    SourceContext,
+    SourceError,
+    each_query,
+    iso,
+    keep_if_recent,
+    parse_time,
+)
+
+LOGIN_ENV = ("OPENREVIEW_USERNAME", "OPENREVIEW_PASSWORD")
 
 
 def field(content: dict[str, Any], name: str) -> Any:
@@ -49,14 +65,40 @@ def _item(note: dict[str, Any], ctx: SourceContext, venue: str, matched: list[st
     )
 
 
+async def login_headers(ctx: SourceContext, base: str) -> dict[str, str]:
+    """The bearer header from `POST /login` with the configured account, or {} without one."""
+    if ctx.login is None:
+        return {}
+    user, password = ctx.login
+    try:
+        body = await ctx.http.post_json(f"{base}/login", body={"id": user, "password": password})
+    except HTTPStatusError as err:
+        # The API's message is left out: nothing the server echoes about the attempt is repeated.
+        raise SourceError(f"OpenReview login as {user} failed: HTTP {err.status}"
+                          f"{f' {err.name}' if err.name else ''} (check {' and '.join(LOGIN_ENV)})") from None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise SourceError(f"OpenReview login as {user} answered without a token")
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def fetch_openreview(ctx: SourceContext, cfg: OpenReviewSource) -> list[ResearchItem]:
-    """Each venue's notes, page by page, kept when a keyword matches and they fall in the window."""
+    """Each venue's notes, page by page, kept when a keyword matches and they fall in the window; a bad
+    page loses only its own venue's pages from there on."""
+    base = cfg.base_url.rstrip("/")
+    headers = await login_headers(ctx, base)
     found: dict[str, ResearchItem] = {}
-    for venue in cfg.venues:
+
+    async def one(venue: str) -> None:
         offset = 0
         for _page in range(cfg.max_pages):
-            body = await ctx.http.get_json(f"{cfg.base_url.rstrip('/')}/notes", params={
-                "content.venueid": venue, "limit": cfg.page_size, "offset": offset})
+            try:
+                body = await ctx.http.get_json(f"{base}/notes", headers=headers, params={
+                    "content.venueid": venue, "limit": cfg.page_size, "offset": offset})
+            except HTTPStatusError as err:
+                if err.status == 403 and not headers:
+                    raise NeedsAccount(f"needs an account: {err} — set {' and '.join(LOGIN_ENV)}") from None
+                raise
             notes = body.get("notes") if isinstance(body, dict) else None
             if not isinstance(notes, list):
                 raise SourceError(f"OpenReview answered without a notes list for {venue}")
@@ -68,6 +110,9 @@ async def fetch_openreview(ctx: SourceContext, cfg: OpenReviewSource) -> list[Re
                 keep_if_recent(found, item, ctx)
             offset += len(notes)
             total = body.get("count")
-            if not notes or (isinstance(total, int) and offset >= total) or len(found) >= cfg.max_items:
-                break
+            if (len(notes) < cfg.page_size or (isinstance(total, int) and offset >= total)
+                    or len(found) >= cfg.max_items):
+                break  # a short page is the last one (`count` can be a capped estimate)
+
+    await each_query(ctx, "venue", cfg.venues, one)
     return list(found.values())[: cfg.max_items]

@@ -15,6 +15,7 @@ from pgolf.research.items import ResearchItem, normalize_url
 from pgolf.research.sources.base import (
     SourceContext,
     SourceError,
+    each_query,
     iso_or_none,
     keep_if_recent,
     short_hash,
@@ -58,9 +59,11 @@ def _item(result: dict[str, Any], ctx: SourceContext, query: str) -> ResearchIte
 
 
 async def fetch_tavily(ctx: SourceContext, cfg: TavilySource) -> list[ResearchItem]:
-    """One search per scheduled query; results dated before the window are dropped."""
+    """One search per scheduled query; results dated before the window are dropped; a bad answer loses
+    only its own query."""
     found: dict[str, ResearchItem] = {}
-    for query in cfg.queries:
+
+    async def one(query: str) -> None:
         body = await ctx.http.post_json(
             f"{cfg.base_url.rstrip('/')}/search", headers={"Authorization": f"Bearer {ctx.key}"},
             body={"query": query, "search_depth": cfg.search_depth, "max_results": cfg.max_results,
@@ -72,4 +75,6 @@ async def fetch_tavily(ctx: SourceContext, cfg: TavilySource) -> list[ResearchIt
         for result in results:
             item = _item(result, ctx, query) if isinstance(result, dict) else None
             keep_if_recent(found, item, ctx)
+
+    await each_query(ctx, "query", cfg.queries, one)
     return list(found.values())[: cfg.max_items]
