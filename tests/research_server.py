@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,7 @@ class FakeApis:
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
+        self.prefix_routes: dict[str, Route] = {}  # answer every path under a prefix (exact routes first)
         self.requests: list[Request] = []
         self.url = ""
         self._stop = threading.Event()
@@ -74,7 +76,8 @@ class FakeApis:
         req = Request(handler.command, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
                       {k.lower(): v for k, v in handler.headers.items()}, handler.rfile.read(length))
         self.requests.append(req)
-        route = self.routes.get(parts.path)
+        route = self.routes.get(parts.path) or next(
+            (r for prefix, r in self.prefix_routes.items() if parts.path.startswith(prefix)), None)
         reply = route(req) if route else json_reply({"message": "Not Found"}, 404)
         if reply.delay:
             self._stop.wait(reply.delay)
@@ -186,3 +189,95 @@ def write_workspace(root: Path, research: dict):
 
     (root / "pgolf.toml").write_text(research_toml(research))
     return Workspace(root)
+
+
+# --- real recorded responses (../shared/data/real-payloads, see its README.md) --------------------------
+
+REAL_ARXIV = {"testing": {"0": "2026-testing-start0.xml", "10": "2026-testing-start10.xml"},
+              "del_maestro": {"0": "2016-au_del_maestro.xml"}}
+REAL_S2 = {"turing": {"0": "2023-search-turing-offset0.json", "100": "2023-search-turing-offset100.json"}}
+REAL_PULLS = {"PyGithub/PyGithub": "2012-pulls-PyGithub-closed.json", "rsn491/PyGithub": "2020-pulls-rsn491-PyGithub.json"}
+REAL_FEEDS = ("lilianweng-index.xml", "colah-rss.xml", "jordangong-atom.xml")
+REAL_TAVILY = {"transformer architectures": "search-transformer-architectures.json",
+               "attention mechanisms": "search-attention-mechanisms.json",
+               "What is Pydantic AI?": "search-what-is-pydantic-ai.json"}
+REAL_VENUE = "NeurIPS.cc/2025/Workshop/RegML"
+_PHRASE = re.compile(r'all:"([^"]*)"')
+
+
+def file_reply(path: Path, headers: dict[str, str] | None = None) -> Reply:
+    """A file's bytes as the reply, typed by its suffix."""
+    kind = "application/json" if path.suffix == ".json" else "application/xml"
+    return Reply(200, path.read_bytes(), {"Content-Type": kind, **(headers or {})})
+
+
+def install_real_routes(apis: FakeApis, root: Path) -> None:
+    """Every real recording at the paths `real_config` names, routed as the payloads' README suggests:
+    pages past the recorded ones get the real empty answer; anything unrecorded is a 404."""
+
+    def arxiv(req: Request) -> Reply:
+        phrase = _PHRASE.search(req.query.get("search_query", ""))
+        pages = REAL_ARXIV.get(phrase.group(1)) if phrase else None
+        if pages is None:
+            return json_reply({"message": "Not Found"}, 404)
+        return file_reply(root / "arxiv" / pages.get(req.query.get("start", "0"), "2026-no-results.xml"))
+
+    def s2(req: Request) -> Reply:
+        pages = REAL_S2.get(req.query.get("query", ""), {})
+        return file_reply(root / "semantic_scholar" / pages.get(req.query.get("offset", "0"),
+                                                               "2023-search-no-results.json"))
+
+    def notes(req: Request) -> Reply:
+        if req.query.get("content.venueid") != REAL_VENUE:
+            return json_reply({"message": "Not Found"}, 404)
+        return file_reply(root / "openreview" / "2025-notes-search-regml.json")
+
+    def code(req: Request) -> Reply:
+        if req.query.get("q") != "toto user:jacquev6":
+            return json_reply({"message": "Not Found"}, 404)
+        # The same search was recorded with and without the text-match media type.
+        text_match = "text-match" in req.headers.get("accept", "")
+        return file_reply(root / "github_code" / ("2018-search-code-text-match.json" if text_match
+                                                  else "2014-search-code.json"))
+
+    def tavily(req: Request) -> Reply:
+        name = REAL_TAVILY.get(json.loads(req.body or b"{}").get("query", ""))
+        return file_reply(root / "tavily" / name) if name else json_reply({"detail": "Not Found"}, 404)
+
+    def github(req: Request) -> Reply:
+        parts = req.path.removeprefix("/github/repos/").split("/")
+        if len(parts) == 3 and parts[2] == "pulls" and "/".join(parts[:2]) in REAL_PULLS:
+            return file_reply(root / "github_prs" / REAL_PULLS["/".join(parts[:2])])
+        if len(parts) == 5 and parts[2] == "pulls" and parts[4] == "files":
+            return file_reply(root / "github_prs" / "2012-pull31-files.json")  # answers every PR's /files
+        return json_reply({"message": "Not Found"}, 404)
+
+    apis.route("/arxiv/api/query", arxiv)
+    apis.route("/s2/graph/v1/paper/search", s2)
+    apis.route("/openreview/notes", notes)
+    apis.route("/github/search/code", code)
+    apis.route("/tavily/search", tavily)
+    apis.prefix_routes["/github/repos/"] = github
+    for name in REAL_FEEDS:
+        apis.route(f"/feeds/{name}", file_reply(root / "feeds" / name))
+
+
+def real_config(url: str, **research: object) -> dict:
+    """A `[research]` table whose sources ask exactly what was recorded, paged as recorded."""
+    fast = {"min_interval_seconds": 0.0, "timeout_seconds": 20.0, "max_items": 1000}
+    return {
+        "retry_base_seconds": 0.01, "retry_max_seconds": 0.05, "max_retries": 1, "request_timeout_seconds": 5.0,
+        **research,
+        "sources": {
+            "arxiv": {**fast, "base_url": f"{url}/arxiv/api/query", "queries": ["testing", "del_maestro"],
+                      "categories": [], "page_size": 10},
+            "openreview": {**fast, "base_url": f"{url}/openreview", "venues": [REAL_VENUE],
+                           "keywords": ["emergency response"]},
+            "semantic_scholar": {**fast, "base_url": f"{url}/s2/graph/v1", "queries": ["turing"], "page_size": 100},
+            "github_prs": {**fast, "base_url": f"{url}/github", "repos": list(REAL_PULLS),
+                           "records_repo": "PyGithub/PyGithub"},
+            "github_code": {**fast, "base_url": f"{url}/github", "queries": ["toto user:jacquev6"]},
+            "feeds": {**fast, "urls": [f"{url}/feeds/{name}" for name in REAL_FEEDS]},
+            "tavily": {**fast, "base_url": f"{url}/tavily", "queries": list(REAL_TAVILY)},
+        },
+    }

@@ -84,7 +84,7 @@ async def fetch_arxiv(ctx: SourceContext, cfg: ArxivSource) -> list[ResearchItem
             if not entries or past_window or start >= total:
                 break
 
-    await each_query(ctx, "query", cfg.queries, one)
+    await each_query(ctx, "query", cfg.queries, one, found)
     return list(found.values())[: cfg.max_items]
 
 

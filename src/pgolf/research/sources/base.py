@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -120,12 +120,12 @@ def keep_if_recent(found: dict[str, ResearchItem], item: ResearchItem | None, ct
 
 
 async def each_query(ctx: SourceContext, label: str, queries: Sequence[str],
-                     fetch_one: Callable[[str], Awaitable[None]], *, concurrently: bool = False,
+                     fetch_one: Callable[[str], Awaitable[None]], found: Sized, *, concurrently: bool = False,
                      fatal: tuple[type[SourceError], ...] = (Unreachable, NeedsAccount)) -> None:
-    """Run `fetch_one` for each query so that one bad answer only loses that query (and the pages after
-    the bad one): its failure goes into `ctx.warnings` and `ctx.failed_queries`. `fatal` errors fail the
-    whole source at once (the next query would meet the same wall); when every query fails, so does the
-    source, with the first error."""
+    """Run `fetch_one` for each query so that one bad answer only loses that query's pages from the bad
+    one on: its failure goes into `ctx.warnings` and `ctx.failed_queries`. `fatal` errors fail the whole
+    source at once (the next query would meet the same wall). When every query failed and nothing was
+    `found` (the collection `fetch_one` fills), the source fails, with the first error."""
 
     async def guarded(query: str) -> str | None:
         try:
@@ -143,7 +143,7 @@ async def each_query(ctx: SourceContext, label: str, queries: Sequence[str],
     else:
         errors = [await guarded(q) for q in queries]
     failed = [(q, e) for q, e in zip(queries, errors, strict=True) if e is not None]
-    if failed and len(failed) == len(queries):
+    if failed and len(failed) == len(queries) and not found:
         raise SourceError(failed[0][1] if len(queries) == 1 else f"every {label} failed; first: {failed[0][1]}")
     for query, error in failed:
         ctx.failed_queries.append(query)

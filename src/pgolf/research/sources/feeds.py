@@ -69,7 +69,7 @@ async def fetch_feeds(ctx: SourceContext, cfg: FeedsSource) -> list[ResearchItem
     async def one(url: str) -> None:
         posts[url] = parse_feed(await ctx.http.get_text(url), url, ctx)
 
-    await each_query(ctx, "feed", cfg.urls, one, concurrently=True, fatal=())
+    await each_query(ctx, "feed", cfg.urls, one, posts, concurrently=True, fatal=())
     found: dict[str, ResearchItem] = {}
     for url in cfg.urls:  # config order, whichever feed answered first
         for post in posts.get(url, []):

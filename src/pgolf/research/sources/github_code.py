@@ -54,5 +54,5 @@ async def fetch_github_code(ctx: SourceContext, cfg: GithubCodeSource) -> list[R
                 break
             page += 1
 
-    await each_query(ctx, "query", cfg.queries, one)
+    await each_query(ctx, "query", cfg.queries, one, found)
     return list(found.values())[: cfg.max_items]

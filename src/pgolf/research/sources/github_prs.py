@@ -135,5 +135,5 @@ async def fetch_github_prs(ctx: SourceContext, cfg: GithubPrsSource) -> list[Res
             if len(fresh) < len(prs) or len(items) >= cfg.max_items:
                 break  # sorted by update time: everything after this page is older than the window
 
-    await each_query(ctx, "repository", cfg.repos, one)
+    await each_query(ctx, "repository", cfg.repos, one, items)
     return items[: cfg.max_items]

@@ -114,5 +114,5 @@ async def fetch_openreview(ctx: SourceContext, cfg: OpenReviewSource) -> list[Re
                     or len(found) >= cfg.max_items):
                 break  # a short page is the last one (`count` can be a capped estimate)
 
-    await each_query(ctx, "venue", cfg.venues, one)
+    await each_query(ctx, "venue", cfg.venues, one, found)
     return list(found.values())[: cfg.max_items]

@@ -75,5 +75,5 @@ async def fetch_semantic_scholar(ctx: SourceContext, cfg: SemanticScholarSource)
             following = body.get("next")
             offset = following if isinstance(following, int) and following > offset and data else None
 
-    await each_query(ctx, "query", cfg.queries, one)
+    await each_query(ctx, "query", cfg.queries, one, found)
     return list(found.values())[: cfg.max_items]

@@ -76,5 +76,5 @@ async def fetch_tavily(ctx: SourceContext, cfg: TavilySource) -> list[ResearchIt
             item = _item(result, ctx, query) if isinstance(result, dict) else None
             keep_if_recent(found, item, ctx)
 
-    await each_query(ctx, "query", cfg.queries, one)
+    await each_query(ctx, "query", cfg.queries, one, found)
     return list(found.values())[: cfg.max_items]
