@@ -34,5 +34,5 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PGOLF_WORKSPACE", raising=False)
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "RUNPOD_API_KEY", "GITHUB_TOKEN",
-                "TAVILY_API_KEY", "S2_API_KEY"):
+                "TAVILY_API_KEY", "S2_API_KEY", "OPENREVIEW_USERNAME", "OPENREVIEW_PASSWORD"):
         monkeypatch.delenv(key, raising=False)

@@ -3,11 +3,14 @@ relevance floor, the window override, dedup across passes, and the daemon's lock
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pgolf.config import RelevanceFloor, ResearchConfig
@@ -25,7 +28,15 @@ from pgolf.research.scheduler import (
 )
 from pgolf.research.store import ResearchStore
 from pgolf.workspace import Workspace, init_workspace
-from research_server import FakeApis, pointed_config, recorded_apis, research_toml, write_workspace
+from research_server import (
+    FakeApis,
+    Reply,
+    json_reply,
+    pointed_config,
+    recorded_apis,
+    research_toml,
+    write_workspace,
+)
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -221,3 +232,66 @@ def test_one_daemon_per_workspace(tmp_path: Path, apis: FakeApis) -> None:
     first.__exit__(None, None, None)
     with DaemonLock(path):  # released when the first daemon stops
         pass
+
+
+# --- offline, accounts, year-only dates ---------------------------------------------------------------
+
+
+def test_offline_every_source_fails_at_once_with_one_try(keys: None, store: ResearchStore) -> None:
+    # The default configuration (real hosts, 3 retries from 2 s) with name resolution failing the way it
+    # does offline, injected below httpx: no DNS query is sent, and no retry is made.
+    attempts: list[str] = []
+
+    def offline(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.host)
+        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution", request=request) \
+            from socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    config = ResearchConfig()
+    report = run_fetch(config, store, now=NOW, transport=httpx.MockTransport(offline))
+    out = _by_source(report)
+    assert {o.status for o in report.outcomes} == {"failed"} and report.exit_code == 2
+    feeds = len(config.sources.feeds.urls)
+    assert {k: o.requests for k, o in out.items()} == {k: feeds if k == "feeds" else 1 for k in out}
+    assert len(attempts) == len(out) - 1 + feeds  # one attempt per host: nothing was retried
+    assert out["arxiv"].detail.startswith("cannot resolve export.arxiv.org (offline, or no DNS)")
+    assert out["feeds"].detail.startswith("every feed failed; first: cannot resolve")
+    assert all("\n" not in o.detail for o in report.outcomes)
+
+
+def test_openreview_without_an_account_is_skipped(apis: FakeApis, store: ResearchStore) -> None:
+    apis.route("/openreview/notes", lambda _req: Reply(403, json.dumps(
+        {"name": "ChallengeRequiredError", "message": "Please log in"}).encode(), {"Content-Type": "application/json"}))
+    outcome = run_fetch(_config(apis), store, names=["openreview", "feeds"], now=NOW).outcomes[0]
+    assert (outcome.source, outcome.status) == ("openreview", "skipped")
+    assert outcome.detail.startswith("needs an account: HTTP 403 from 127.0.0.1")
+    assert "OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD" in outcome.detail
+
+
+def test_openreview_login_from_the_environment(apis: FakeApis, store: ResearchStore, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded = apis.routes["/openreview/notes"]
+    apis.route("/openreview/login", lambda req: json_reply({"token": "tok-91c"}) if json.loads(req.body) == {
+        "id": "ada@example.org", "password": "pw-5e1"} else json_reply({"name": "InvalidCredentials"}, 400))
+    apis.route("/openreview/notes", lambda req: recorded(req) if req.headers.get("authorization") == "Bearer tok-91c"
+               else json_reply({"name": "ChallengeRequiredError"}, 403))
+    monkeypatch.setenv("OPENREVIEW_USERNAME", "ada@example.org")
+    report = run_fetch(_config(apis), store, names=["openreview"], since=timedelta(days=365), now=NOW)
+    assert (report.outcomes[0].status, report.outcomes[0].detail) == (
+        "skipped", "OPENREVIEW_PASSWORD not set (both of OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD are needed)")
+    assert apis.hits("/openreview/login") == []  # half an account is not tried
+    monkeypatch.setenv("OPENREVIEW_PASSWORD", "pw-5e1")
+    report = run_fetch(_config(apis), store, names=["openreview"], since=timedelta(days=365), now=NOW)
+    assert (report.outcomes[0].status, report.outcomes[0].fetched) == ("ok", 1)
+    assert len(apis.hits("/openreview/login")) == 1
+    stored = json.dumps([o.as_dict() for o in report.outcomes]) + store.path.read_bytes().decode("latin-1")
+    assert "pw-5e1" not in stored and "tok-91c" not in stored  # neither the password nor the token is kept
+
+
+def test_year_only_dates_are_stored_as_such(apis: FakeApis, store: ResearchStore) -> None:
+    apis.route("/s2/graph/v1/paper/search", json_reply({"data": [
+        {"paperId": "y1", "title": "A year-only paper", "publicationDate": None, "year": 2025, "url": "u/y1"}]}))
+    run_fetch(_config(apis), store, names=["semantic_scholar"], since=timedelta(days=120), now=NOW)
+    item = store.get("s2:y1")
+    assert item is not None and item.published == "2025-01-01T00:00:00Z"
+    assert item.extra["date_precision"] == "year"

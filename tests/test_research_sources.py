@@ -19,7 +19,7 @@ from pgolf.config import ResearchConfig
 from pgolf.research.fetch import PoliteClient
 from pgolf.research.items import ResearchItem
 from pgolf.research.sources import SOURCES
-from pgolf.research.sources.base import SourceContext, SourceError, Unreachable
+from pgolf.research.sources.base import NeedsAccount, SourceContext, SourceError, Unreachable
 from research_server import (
     PULLS,
     RECORD,
@@ -41,7 +41,7 @@ def apis() -> Iterator[FakeApis]:
 
 
 def run_source(apis: FakeApis, name: str, *, since: timedelta = timedelta(hours=48), key: str | None = None,
-               **overrides: Any) -> tuple[list[ResearchItem], SourceContext]:
+               login: tuple[str, str] | None = None, **overrides: Any) -> tuple[list[ResearchItem], SourceContext]:
     """One source's fetch function, over a real client, against the fake server."""
     cfg = getattr(ResearchConfig.model_validate(pointed_config(apis.url)).sources, name)
     cfg = cfg.model_copy(update=overrides)
@@ -49,7 +49,7 @@ def run_source(apis: FakeApis, name: str, *, since: timedelta = timedelta(hours=
     async def go() -> tuple[list[ResearchItem], SourceContext]:
         async with httpx.AsyncClient() as client:
             ctx = SourceContext(http=PoliteClient(client, max_retries=1, base_delay=0.01), since=NOW - since,
-                                now=NOW, key=key)
+                                now=NOW, key=key, login=login)
             return await SOURCES[name].fetch(ctx, cfg), ctx
 
     return asyncio.run(go())
@@ -361,3 +361,115 @@ def test_sources_do_not_depend_on_the_store() -> None:
     code = "import sys, pgolf.research.sources; print(sorted(m for m in sys.modules if m.startswith('pgolf.research')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pgolf.research.sources.tavily" in loaded and "pgolf.research.store" not in loaded
+
+
+# --- issue 19: year-only dates, entity-safe feeds, OpenReview accounts -------------------------------
+
+
+def test_semantic_scholar_year_stands_in_for_a_missing_date(apis: FakeApis) -> None:
+    def paper(pid: str, date: str | None, year: object) -> dict:
+        return {"paperId": pid, "title": f"paper {pid}", "publicationDate": date, "year": year, "url": f"u/{pid}"}
+
+    apis.route("/s2/graph/v1/paper/search", json_reply({"total": 5, "offset": 0, "data": [
+        paper("this-year", None, 2025), paper("old", None, 1937), paper("undated", None, None),
+        paper("exact", "2025-02-20", 2025), paper("odd-year", None, "2025")]}))
+    items, _ = run_source(apis, "semantic_scholar", since=timedelta(days=90))  # from 2024-12-01
+    by_id = {i.id.removeprefix("s2:"): i for i in items}
+    assert set(by_id) == {"this-year", "undated", "exact", "odd-year"}  # 1937 is no longer let through
+    assert by_id["this-year"].published == "2025-01-01T00:00:00Z"
+    assert by_id["this-year"].extra["date_precision"] == "year"
+    assert by_id["exact"].published == "2025-02-20T00:00:00Z" and "date_precision" not in by_id["exact"].extra
+    assert by_id["undated"].published is None and by_id["odd-year"].published is None  # not a number: no date
+    # The window judges the year's first instant: a 30-day window (from 2025-01-30) no longer holds it.
+    narrow, _ = run_source(apis, "semantic_scholar", since=timedelta(days=30))
+    assert {i.id.removeprefix("s2:") for i in narrow} == {"undated", "exact", "odd-year"}
+
+
+RSS_091 = b"""<?xml version="1.0" encoding="ISO-8859-1"?>
+<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"
+ "http://my.netscape.com/publish/formats/rss-0.91.dtd">
+<rss version="0.91"><channel><title>Old school</title><link>https://old.example.net/</link>
+<description>An RSS 0.91 feed</description><language>en-us</language>
+<item><title>Caf&eacute; notes on int6 &amp; zstd</title><link>https://old.example.net/cafe</link>
+<description>Int6&nbsp;weights.</description><pubDate>Fri, 28 Feb 2025 10:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+def _entity_feed(declaration: str, body: str) -> bytes:
+    return (f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n{declaration}\n]>\n<rss version="2.0"><channel><title>t</title>'
+            f"<item><title>{body}</title><link>https://evil.example/x</link>"
+            "<pubDate>Fri, 28 Feb 2025 10:00:00 GMT</pubDate></item></channel></rss>").encode()
+
+
+def test_a_feed_with_a_doctype_is_read(apis: FakeApis) -> None:
+    apis.route("/feeds/rss091.xml", Reply(200, RSS_091, {"Content-Type": "application/rss+xml"}))
+    items, ctx = run_source(apis, "feeds", urls=[f"{apis.url}/feeds/rss091.xml"])
+    assert [(i.title, i.url, i.published) for i in items] == [
+        ("Café notes on int6 & zstd", "https://old.example.net/cafe", "2025-02-28T10:00:00Z")]
+    assert items[0].abstract == "Int6\xa0weights." and ctx.warnings == []
+    assert not [r for r in apis.requests if "netscape" in r.path]  # the DTD is never fetched
+
+
+def test_entity_expansion_attempts_are_refused_and_the_other_feeds_kept(apis: FakeApis) -> None:
+    laughs = "\n".join(['<!ENTITY lol "lol">'] + [
+        f'<!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">' for n in range(1, 10)])
+    hostile = {
+        "laughs.xml": _entity_feed(laughs, "&lol9;"),  # a billion "lol"s if expanded
+        "xxe.xml": _entity_feed('<!ENTITY secret SYSTEM "file:///etc/passwd">', "&secret;"),
+        "remote-dtd.xml": _entity_feed(f'<!ENTITY % remote SYSTEM "{apis.url}/evil.dtd">\n%remote;', "x"),
+    }
+    for name, body in hostile.items():
+        apis.route(f"/feeds/{name}", Reply(200, body, {"Content-Type": "application/rss+xml"}))
+    apis.route("/evil.dtd", Reply(200, b'<!ENTITY leaked "LEAKED">'))
+    urls = [f"{apis.url}/feeds/{n}" for n in ("rss.xml", *hostile)]
+    items, ctx = run_source(apis, "feeds", urls=urls)
+    assert [i.title for i in items] == ["How we fit a 20M model in 16MB"]  # the good feed, untouched
+    assert ctx.failed_queries == urls[1:]
+    assert len(ctx.warnings) == 3 and all("declares entity" in w and "never expanded" in w for w in ctx.warnings)
+    assert apis.hits("/evil.dtd") == []  # no external reference was followed
+
+
+def _openreview(apis: FakeApis, *, token: str = "tok-7f3a") -> list[dict]:
+    """/login answers a token for ada/s3cret; /notes answers only that token, else 403 ChallengeRequired."""
+    logins: list[dict] = []
+
+    def login(req: Any) -> Reply:
+        body = json.loads(req.body)
+        logins.append(body)
+        if body == {"id": "ada@example.org", "password": "s3cret"}:
+            return json_reply({"token": token, "user": {"id": "~Ada_Example1"}})
+        return json_reply({"name": "InvalidCredentials", "message": f"bad password {body.get('password')}"}, 400)
+
+    recorded = apis.routes["/openreview/notes"]
+
+    def notes(req: Any) -> Reply:
+        if req.headers.get("authorization") != f"Bearer {token}":
+            return json_reply({"name": "ChallengeRequiredError", "message": "Please log in to continue"}, 403)
+        return recorded(req)
+
+    apis.route("/openreview/login", login)
+    apis.route("/openreview/notes", notes)
+    return logins
+
+
+def test_openreview_403_is_needs_an_account(apis: FakeApis) -> None:
+    _openreview(apis)
+    with pytest.raises(NeedsAccount, match="^needs an account: HTTP 403 from 127.0.0.1:\\d+/openreview/notes: "
+                                           "Please log in to continue — set OPENREVIEW_USERNAME and "
+                                           "OPENREVIEW_PASSWORD$"):
+        run_source(apis, "openreview", since=timedelta(days=365),
+                   venues=["ICLR.cc/2025/Conference", "ICML.cc/2025/Conference"])
+    assert apis.hits("/openreview/login") == [] and len(apis.hits("/openreview/notes")) == 1  # not per venue
+
+
+def test_openreview_login_round_trip(apis: FakeApis) -> None:
+    logins = _openreview(apis)
+    items, ctx = run_source(apis, "openreview", since=timedelta(days=365), login=("ada@example.org", "s3cret"))
+    assert [i.id for i in items] == ["openreview:Xq1bV9kLmN"] and ctx.warnings == []
+    assert logins == [{"id": "ada@example.org", "password": "s3cret"}]  # one login for every page
+    assert {h.headers["authorization"] for h in apis.hits("/openreview/notes")} == {"Bearer tok-7f3a"}
+    assert "s3cret" not in repr(ctx) and "tok-7f3a" not in repr(ctx)
+    with pytest.raises(SourceError) as refused:
+        run_source(apis, "openreview", login=("ada@example.org", "wrong-pw"))
+    assert str(refused.value) == ("OpenReview login as ada@example.org failed: HTTP 400 InvalidCredentials "
+                                  "(check OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD)")  # the echo is left out
