@@ -16,7 +16,7 @@ from pgolf.cli.app import app
 from pgolf.errors import PgolfError
 from pgolf.research.scheduler import DaemonLock, lock_path
 from pgolf.workspace import Workspace
-from research_server import FakeApis, pointed_config, recorded_apis, write_workspace
+from research_server import FakeApis, Reply, json_reply, pointed_config, recorded_apis, write_workspace
 
 
 def cli(ws: Workspace, *args: str) -> Result:
@@ -71,15 +71,40 @@ def test_every_source_failing_exits_2_with_a_summary(ws: Workspace, apis: FakeAp
 
 def test_without_network_the_report_is_per_source_not_a_traceback(tmp_path: Path) -> None:
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens, as when there is no network
-    cfg = pointed_config(closed, max_retries=0)
+    cfg = pointed_config(closed, max_retries=3, retry_base_seconds=2.0)  # retries would take 2 + 4 + 8 s
     write_workspace(tmp_path, cfg)
     done = pgolf("research", "fetch", cwd=tmp_path, GITHUB_TOKEN="ghp-test", TAVILY_API_KEY="tvly-test")
     assert done.returncode == 2
     assert "Traceback" not in done.stdout + done.stderr
     for source in ("arxiv", "openreview", "semantic_scholar", "github_prs", "github_code", "feeds", "tavily"):
         assert f"failed {source}" in done.stdout
-    assert "cannot reach 127.0.0.1:9" in done.stdout
+    assert "cannot connect to 127.0.0.1:9/arxiv/api/query: Connection refused" in done.stdout
     assert done.stderr.startswith("0 of 7 sources delivered")
+    report = json.loads(pgolf("research", "fetch", "--json", cwd=tmp_path, GITHUB_TOKEN="ghp-test",
+                              TAVILY_API_KEY="tvly-test").stdout)
+    # One try per host: a connection that cannot be made is never retried.
+    assert {s["source"]: s["requests"] for s in report["sources"]} == {
+        "arxiv": 1, "openreview": 1, "semantic_scholar": 1, "github_prs": 1, "github_code": 1, "feeds": 2,
+        "tavily": 1}
+
+
+def test_a_failed_query_and_a_year_only_date_as_the_user_sees_them(ws: Workspace, apis: FakeApis) -> None:
+    cfg_path = ws.root / "pgolf.toml"
+    cfg_path.write_text(cfg_path.read_text().replace('queries = ["quantization"]',
+                                                     'queries = ["quantization", "broken"]'))
+    apis.route("/s2/graph/v1/paper/search", lambda req: Reply(200, b"<html>oops</html>") if req.query["query"] ==
+               "broken" else json_reply({"data": [{"paperId": "y1", "title": "A year-only paper",
+                                                   "publicationDate": None, "year": 2024, "url": "u/y1"}]}))
+    done = pgolf("research", "fetch", "--sources", "semantic_scholar", cwd=ws.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if "semantic_scholar" in x)
+    assert "ok semantic_scholar" in line and "1 items, 1 new" in line
+    assert "query 'broken' failed: malformed JSON from 127.0.0.1" in line
+    listed = cli(ws, "research", "list", "--source", "semantic_scholar").stdout
+    row = next(x for x in listed.splitlines() if "s2:y1" in x)
+    assert "2024 " in row and "2024-01-01" not in row  # only the year is known, only the year is shown
+    shown = cli(ws, "research", "show", "s2:y1").stdout
+    assert "published 2024 (the source gives only the year)" in shown
 
 
 def test_bad_options_are_config_errors(ws: Workspace) -> None:

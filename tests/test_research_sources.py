@@ -473,3 +473,30 @@ def test_openreview_login_round_trip(apis: FakeApis) -> None:
         run_source(apis, "openreview", login=("ada@example.org", "wrong-pw"))
     assert str(refused.value) == ("OpenReview login as ada@example.org failed: HTTP 400 InvalidCredentials "
                                   "(check OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD)")  # the echo is left out
+
+
+def test_a_host_lost_mid_fetch_keeps_the_queries_already_read(apis: FakeApis) -> None:
+    # Query 1 is answered; then the connection cannot be made any more: no retry, no further query,
+    # and what query 1 found is kept.
+    calls: list[str] = []
+
+    def gone_after_one(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.params["query"])
+        if len(calls) > 1:
+            raise httpx.ConnectError("All connection attempts failed", request=request)
+        return httpx.Response(200, json={"data": [{"paperId": "p1", "title": "kept", "publicationDate": "2025-02-28"}]})
+
+    cfg = ResearchConfig.model_validate(pointed_config("http://s2.test")).sources.semantic_scholar
+    cfg = cfg.model_copy(update={"queries": ["one", "two", "three"]})
+
+    async def go() -> tuple[list[ResearchItem], SourceContext]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(gone_after_one)) as client:
+            ctx = SourceContext(http=PoliteClient(client, max_retries=3, base_delay=0.01), since=NOW - timedelta(days=7),
+                                now=NOW)
+            return await SOURCES["semantic_scholar"].fetch(ctx, cfg), ctx
+
+    items, ctx = asyncio.run(go())
+    assert [i.id for i in items] == ["s2:p1"] and calls == ["one", "two"]
+    assert ctx.failed_queries == ["two", "three"]
+    assert len(ctx.warnings) == 2, ctx.warnings
+    assert all("cannot connect to s2.test/s2/graph/v1/paper/search" in w for w in ctx.warnings), ctx.warnings

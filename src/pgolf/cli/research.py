@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,9 +12,12 @@ from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, err_console, print_json
 from pgolf.errors import ConfigError, PgolfError
-from pgolf.research.fetch import FetchReport, SourceOutcome, parse_duration, run_fetch
+from pgolf.research.items import DATE_PRECISION, shown_date
 from pgolf.research.sources import SOURCES
 from pgolf.research.store import ResearchStore, StoredItem
+
+if TYPE_CHECKING:  # the fetcher (httpx) loads only in the commands that fetch
+    from pgolf.research.fetch import FetchReport, SourceOutcome
 
 research_app = typer.Typer(
     help="Papers, PRs, code, posts and web results about the challenge, fetched into .pgolf/research.db.",
@@ -52,8 +55,12 @@ def research_fetch(
     """Fetch the sources concurrently into the store and report what each did.
 
     Exits 0 when at least one source delivered, 2 when none did. A source needing a key that is not set
-    (GITHUB_TOKEN, TAVILY_API_KEY) is skipped, not failed.
+    (GITHUB_TOKEN, TAVILY_API_KEY) is skipped, not failed, and so is OpenReview when it asks for an account
+    (set OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD). One query that fails is reported; the others' items
+    are kept. A host that cannot be reached fails its source at once, without retries.
     """
+    from pgolf.research.fetch import parse_duration, run_fetch
+
     ws = current_workspace()
     config = ws.config().research
     window = parse_duration(since) if since else None
@@ -97,7 +104,8 @@ def research_list(
     table = Table("id", "source", "tier", "published", "title")
     for i in items:
         flag = " [red](flagged)[/]" if i.flags else ""
-        table.add_row(escape(i.id), i.source, i.tier or "-", (i.published or "-")[:10], escape(i.title[:90]) + flag)
+        table.add_row(escape(i.id), i.source, i.tier or "-", shown_date(i.published, i.extra),
+                      escape(i.title[:90]) + flag)
     console.print(table)
     if not items:
         console.print("no research items yet: run `pgolf research fetch`")
@@ -117,7 +125,10 @@ def research_show(
         return
     console.print(f"[bold]{escape(item.title)}[/]")
     console.print(f"{item.id} · {item.source} · {item.kind} · {escape(item.url)}")
-    console.print(f"published {item.published or '-'} · first seen {item.first_seen} · last seen {item.last_seen}")
+    published = item.published or "-"
+    if item.extra.get(DATE_PRECISION) == "year":
+        published = f"{shown_date(item.published, item.extra)} (the source gives only the year)"
+    console.print(f"published {published} · first seen {item.first_seen} · last seen {item.last_seen}")
     score = "-" if item.score is None else f"{item.score:.2f}"
     grade = f"{item.tier} ({item.grade_score:g})" if item.tier else "not graded"
     console.print(f"authority {item.authority:.2f} · source score {score} · grade {grade}")

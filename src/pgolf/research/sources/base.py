@@ -12,12 +12,12 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from pgolf.clock import iso_utc
 from pgolf.research.items import ResearchItem
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx only in annotations: listing the sources (CLI help) never loads it
+    import httpx
+
     from pgolf.research.fetch import PoliteClient
 
 
@@ -123,9 +123,10 @@ async def each_query(ctx: SourceContext, label: str, queries: Sequence[str],
                      fetch_one: Callable[[str], Awaitable[None]], found: Sized, *, concurrently: bool = False,
                      fatal: tuple[type[SourceError], ...] = (Unreachable, NeedsAccount)) -> None:
     """Run `fetch_one` for each query so that one bad answer only loses that query's pages from the bad
-    one on: its failure goes into `ctx.warnings` and `ctx.failed_queries`. `fatal` errors fail the whole
-    source at once (the next query would meet the same wall). When every query failed and nothing was
-    `found` (the collection `fetch_one` fills), the source fails, with the first error."""
+    one on: its failure goes into `ctx.warnings` and `ctx.failed_queries`. A `fatal` error stops the
+    source at once (the next query would meet the same wall): it fails, unless earlier queries already
+    `found` items (the collection `fetch_one` fills), which are kept, the queries not asked reported.
+    When every query failed and nothing was found, the source fails with the first error."""
 
     async def guarded(query: str) -> str | None:
         try:
@@ -138,10 +139,18 @@ async def each_query(ctx: SourceContext, label: str, queries: Sequence[str],
             return f"unexpected {type(err).__name__}: {' '.join(str(err).split())[:200]}"
         return None
 
+    errors: list[str | None] = []
     if concurrently:
         errors = list(await asyncio.gather(*(guarded(q) for q in queries)))
     else:
-        errors = [await guarded(q) for q in queries]
+        for query in queries:
+            try:
+                errors.append(await guarded(query))
+            except fatal as err:
+                if not found:
+                    raise
+                errors += [str(err)] * (len(queries) - len(errors))  # this query and those never asked
+                break
     failed = [(q, e) for q, e in zip(queries, errors, strict=True) if e is not None]
     if failed and len(failed) == len(queries) and not found:
         raise SourceError(failed[0][1] if len(queries) == 1 else f"every {label} failed; first: {failed[0][1]}")

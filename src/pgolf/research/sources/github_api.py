@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
