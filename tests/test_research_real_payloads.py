@@ -265,7 +265,8 @@ def test_tavily_three_real_searches(apis: FakeApis, real: Path) -> None:
 # --- all of them into the store, and one bad answer among good ones --------------------------------------
 
 
-def test_every_real_payload_into_the_store(apis: FakeApis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_real_payload_into_the_store(apis: FakeApis, real: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-test")
     monkeypatch.setenv("TAVILY_API_KEY", "tvly-test")
     store = ResearchStore(tmp_path / "research.db")
@@ -275,10 +276,14 @@ def test_every_real_payload_into_the_store(apis: FakeApis, tmp_path: Path, monke
     assert {o.status for o in report.outcomes} == {"ok"}, report.summary()
     assert fetched["arxiv"] == 30 and fetched["openreview"] == 1 and fetched["github_prs"] == 4
     assert fetched["github_code"] == 5 and fetched["feeds"] == 61 and fetched["tavily"] == 12
+    papers = {p["paperId"]: p for name in ("2023-search-turing-offset0.json", "2023-search-turing-offset100.json")
+              for p in json.loads((real / "semantic_scholar" / name).read_text())["data"]}
+    assert fetched["semantic_scholar"] == len(papers)
     assert store.count() == sum(o.new for o in report.outcomes) > 0
-    year_only = [i for i in store.list(source="semantic_scholar", limit=1000) if
-                 i.extra.get("date_precision") == "year"]
-    assert year_only and all(i.published and i.published.endswith("-01-01T00:00:00Z") for i in year_only)
+    year_only = {i.id.removeprefix("s2:"): i for i in store.list(source="semantic_scholar", limit=1000)
+                 if i.extra.get("date_precision") == "year"}
+    assert set(year_only) == {k for k, p in papers.items() if not p.get("publicationDate") and p.get("year")}
+    assert all(i.published == f"{papers[k]['year']:04d}-01-01T00:00:00Z" for k, i in year_only.items())
 
 
 GARBAGE = Reply(200, b"<html>502 Bad Gateway</html>", {"Content-Type": "text/html"})
