@@ -160,3 +160,21 @@ def test_a_second_daemon_is_refused(ws: Workspace) -> None:
         second = pgolf("research", "daemon", cwd=ws.root)
     assert second.returncode == 1
     assert "a research daemon already runs for this workspace" in second.stderr
+
+
+def test_openreview_needs_an_account_then_logs_in(ws: Workspace, apis: FakeApis) -> None:
+    recorded = apis.routes["/openreview/notes"]
+    apis.route("/openreview/login", lambda req: json_reply({"token": "tok-cli-42"})
+               if json.loads(req.body) == {"id": "ada", "password": "pw-cli-42"} else json_reply({}, 400))
+    apis.route("/openreview/notes", lambda req: recorded(req) if req.headers.get("authorization") ==
+               "Bearer tok-cli-42" else json_reply({"name": "ChallengeRequiredError", "message": "log in"}, 403))
+    anonymous = pgolf("research", "fetch", "--sources", "openreview", cwd=ws.root)
+    assert anonymous.returncode == 2 and "Traceback" not in anonymous.stdout + anonymous.stderr
+    assert "skipped openreview" in anonymous.stdout and "needs an account: HTTP 403" in anonymous.stdout
+    assert "set OPENREVIEW_USERNAME and OPENREVIEW_PASSWORD" in anonymous.stdout
+    logged_in = pgolf("research", "fetch", "--sources", "openreview", "--json", cwd=ws.root,
+                      OPENREVIEW_USERNAME="ada", OPENREVIEW_PASSWORD="pw-cli-42")
+    report = json.loads(logged_in.stdout)
+    assert logged_in.returncode == 0 and report["sources"][0]["status"] == "ok" and report["sources"][0]["new"] == 2
+    seen = logged_in.stdout + logged_in.stderr + (ws.state_dir / "research.db").read_bytes().decode("latin-1")
+    assert "pw-cli-42" not in seen and "tok-cli-42" not in seen

@@ -455,7 +455,7 @@ def _openreview(apis: FakeApis, *, token: str = "tok-7f3a") -> list[dict]:
 def test_openreview_403_is_needs_an_account(apis: FakeApis) -> None:
     _openreview(apis)
     with pytest.raises(NeedsAccount, match="^needs an account: HTTP 403 from 127.0.0.1:\\d+/openreview/notes: "
-                                           "Please log in to continue — set OPENREVIEW_USERNAME and "
+                                           "Please log in to continue \\(ChallengeRequiredError\\) — set OPENREVIEW_USERNAME and "
                                            "OPENREVIEW_PASSWORD$"):
         run_source(apis, "openreview", since=timedelta(days=365),
                    venues=["ICLR.cc/2025/Conference", "ICML.cc/2025/Conference"])

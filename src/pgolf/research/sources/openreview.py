@@ -97,7 +97,8 @@ async def fetch_openreview(ctx: SourceContext, cfg: OpenReviewSource) -> list[Re
                     "content.venueid": venue, "limit": cfg.page_size, "offset": offset})
             except HTTPStatusError as err:
                 if err.status == 403 and not headers:
-                    raise NeedsAccount(f"needs an account: {err} — set {' and '.join(LOGIN_ENV)}") from None
+                    raise NeedsAccount(f"needs an account: {err}{f' ({err.name})' if err.name else ''} — "
+                                       f"set {' and '.join(LOGIN_ENV)}") from None
                 raise
             notes = body.get("notes") if isinstance(body, dict) else None
             if not isinstance(notes, list):
