@@ -295,3 +295,19 @@ def test_year_only_dates_are_stored_as_such(apis: FakeApis, store: ResearchStore
     item = store.get("s2:y1")
     assert item is not None and item.published == "2025-01-01T00:00:00Z"
     assert item.extra["date_precision"] == "year"
+
+
+def test_an_exact_date_found_later_replaces_a_year_only_one(store: ResearchStore) -> None:
+    def paper(item_id: str, source: str, published: str, **extra: object) -> ResearchItem:
+        return ResearchItem(id=item_id, source=source, kind="paper", title="Int6 weights are all you need",
+                            abstract="", url="https://arxiv.org/abs/2502.18801", published=published,
+                            fetched_at="2025-03-01T12:00:00Z", authority=0.85, extra=dict(extra))
+
+    store.upsert([paper("s2:abc", "semantic_scholar", "2025-01-01T00:00:00Z", date_precision="year")])
+    assert store.upsert([paper("arxiv:2502.18801", "arxiv", "2025-02-28T09:12:40Z")]).duplicates == 1
+    kept = store.get("arxiv:2502.18801")
+    assert kept is not None and kept.id == "s2:abc"  # collapsed into the first one stored
+    assert kept.published == "2025-02-28T09:12:40Z" and "date_precision" not in kept.extra
+    # The other way round, a year-only duplicate never blurs an exact date.
+    store.upsert([paper("s2:abc2", "semantic_scholar", "2025-01-01T00:00:00Z", date_precision="year")])
+    assert store.get("s2:abc").published == "2025-02-28T09:12:40Z"

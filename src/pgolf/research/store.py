@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pgolf.clock import iso_utc
-from pgolf.research.items import ResearchItem, authority_tier, normalize_url
+from pgolf.research.items import DATE_PRECISION, ResearchItem, authority_tier, normalize_url
 from pgolf.research.sanitize import (
     ABSTRACT_LIMIT,
     AGENT_INSTRUCTION_FLAG,
@@ -292,6 +292,7 @@ class ResearchStore:
                         duplicates += 1
                 else:
                     db.execute("UPDATE items SET last_seen = ? WHERE id = ?", (now, target))
+                    self._adopt_exact_date(db, target, item)
                     db.execute("INSERT OR IGNORE INTO aliases VALUES (?, ?, ?, ?, ?)",
                                (item.id, target, item.source, item.url, now))
                     duplicates += 1
@@ -300,6 +301,17 @@ class ResearchStore:
                     db.execute("INSERT OR REPLACE INTO competitor_records VALUES (?, ?, ?, ?, ?, ?)",
                                (item.id, rec["folder"], rec["readme"], rec["submission_json"], rec["url"], now))
         return UpsertReport(new=len(new), updated=updated, duplicates=duplicates, new_ids=tuple(new))
+
+    @staticmethod
+    def _adopt_exact_date(db: sqlite3.Connection, target: str, item: ResearchItem) -> None:
+        """A duplicate with an exact date replaces the stored item's year-only one (an S2 paper dated
+        only by its year, found again on arXiv)."""
+        if not item.published or item.extra.get(DATE_PRECISION) == "year":
+            return
+        extra = json.loads(db.execute("SELECT extra FROM items WHERE id = ?", (target,)).fetchone()["extra"])
+        if extra.pop(DATE_PRECISION, None) == "year":
+            db.execute("UPDATE items SET published = ?, extra = ? WHERE id = ?",
+                       (item.published, json.dumps(extra, sort_keys=True), target))
 
     @staticmethod
     def _known_id(db: sqlite3.Connection, item: ResearchItem, index: _TitleIndex) -> str | None:
