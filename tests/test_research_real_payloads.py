@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,8 @@ EVER = timedelta(days=365 * 200)  # every recording (the oldest paper is from 19
 def real(shared_data: Path) -> Path:
     root = shared_data / "real-payloads"
     if not root.is_dir():
+        if os.environ.get("PGOLF_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"PGOLF_REQUIRE_SHARED_DATA=1 but {root} is missing")
         pytest.skip(f"{root} not present")
     return root
 
