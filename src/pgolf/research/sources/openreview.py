@@ -65,7 +65,7 @@ def _item(note: dict[str, Any], ctx: SourceContext, venue: str, matched: list[st
     )
 
 
-async def login_headers(ctx: SourceContext, base: str) -> dict[str, str]:
+async def _login_headers(ctx: SourceContext, base: str) -> dict[str, str]:
     """The bearer header from `POST /login` with the configured account, or {} without one."""
     if ctx.login is None:
         return {}
@@ -86,7 +86,7 @@ async def fetch_openreview(ctx: SourceContext, cfg: OpenReviewSource) -> list[Re
     """Each venue's notes, page by page, kept when a keyword matches and they fall in the window; a bad
     page loses only its own venue's pages from there on."""
     base = cfg.base_url.rstrip("/")
-    headers = await login_headers(ctx, base)
+    headers = await _login_headers(ctx, base)
     found: dict[str, ResearchItem] = {}
 
     async def one(venue: str) -> None:

@@ -29,7 +29,7 @@ def _item(paper: dict[str, Any], ctx: SourceContext, query: str) -> ResearchItem
     url = f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else (paper.get("url") or
                                                                  f"https://www.semanticscholar.org/paper/{paper_id}")
     authors = paper.get("authors") if isinstance(paper.get("authors"), list) else []
-    published, precision = published_of(paper)
+    published, precision = _published_of(paper)
     extra = {"venue": paper.get("venue") or "", "year": paper.get("year"),
              "citations": paper.get("citationCount"), "external_ids": external,
              "authors": [a.get("name", "") for a in authors if isinstance(a, dict)][:10], "query": query}
@@ -42,7 +42,7 @@ def _item(paper: dict[str, Any], ctx: SourceContext, query: str) -> ResearchItem
     )
 
 
-def published_of(paper: dict[str, Any]) -> tuple[str | None, str | None]:
+def _published_of(paper: dict[str, Any]) -> tuple[str | None, str | None]:
     """The paper's date and, when only its `year` is known, "year": that year's first instant stands in
     (an undated paper would pass any window; one from 1937 did)."""
     exact = iso_or_none(paper.get("publicationDate"))
