@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 
 from pgolf.loop.demo import prepare_demo
-from pgolf.loop.lifecycle import ExperimentRecord, Lab, QuietEvents
+from pgolf.loop.events import ExperimentRecord, QuietEvents
+from pgolf.loop.lab import Lab
 from pgolf.loop.supervisor import run_loop
+from pgolf.status import HAS_SCORE, Status
 from pgolf.workspace import Workspace, init_workspace
 
 OVERHEAD_TARGET_SECONDS = 1.5
@@ -91,9 +93,9 @@ def _best_curve(ws: Workspace, floor_mean: float) -> list[float]:
     """Best val_bpb known after each experiment (the noise-floor mean before any)."""
     best, curve = floor_mean, []
     for row in ws.ledger().rows():
-        if row.status == "baseline":
+        if row.status == Status.BASELINE:
             continue
-        if row.val_bpb is not None and row.status in ("keep", "discard"):
+        if row.val_bpb is not None and row.status in HAS_SCORE:
             best = min(best, row.val_bpb)
         curve.append(best)
     return curve
@@ -105,9 +107,9 @@ def bench_search(experiments: int, seed: int, out: Path) -> None:
         shutil.rmtree(out)
     tpe_ws = prepare_demo(out / "tpe", progress=lambda m: print(f"  {m}", flush=True))
     config = tpe_ws.config()
-    lab = Lab(tpe_ws, config, events=_Progress("floor"))
-    lab.prepare_git()
-    floor = lab.measure_noise_floor()
+    run_loop(tpe_ws, experiments=0, events=_Progress("floor"))  # the noise floor only
+    floor = Lab(tpe_ws, config).noise()
+    assert floor is not None, "the noise floor was not measured"
     print(f"noise floor: mean {floor.mean:.4f}, sigma {floor.sigma:.4f}, threshold {floor.threshold:.4f}")
     shutil.copytree(tpe_ws.root, out / "random", symlinks=True)
     random_ws = Workspace(out / "random")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from pgolf.cli.run import results_table
-from pgolf.loop.lifecycle import ExperimentRecord
+from pgolf.loop.events import ExperimentRecord
 from pgolf.loop.supervisor import LoopSummary
 from pgolf.submission.checks import CheckResult
 from pgolf.submission.report import report_table

@@ -14,8 +14,8 @@ from pgolf.config import parse_config
 from pgolf.ledger import COLUMNS
 from pgolf.loop.demo import DEMO_SEARCH_SPACE, demo_script
 from pgolf.loop.hyperparams import find, read_hyperparameters, set_defaults
-from pgolf.loop.lifecycle import BEST_BRANCH, TAG_PREFIX
 from pgolf.loop.proposers.search import validate_space
+from pgolf.loop.refs import BEST_BRANCH, TAG_PREFIX
 from pgolf.loop.supervisor import check_env_conflicts, run_loop
 from pgolf.workspace import init_workspace, render_config
 

@@ -17,8 +17,10 @@ from pgolf import git
 from pgolf.cli.app import app
 from pgolf.errors import ConfigError, LockedError, WorkspaceError
 from pgolf.ledger import COLUMNS
-from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX, Lab, QuietEvents
+from pgolf.loop.events import QuietEvents
+from pgolf.loop.lab import Lab
 from pgolf.loop.proposers.base import Proposal, ProposalContext
+from pgolf.loop.refs import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
 from pgolf.loop.supervisor import run_loop, workspace_lock
 
 
@@ -89,8 +91,8 @@ class ScriptedProposer:
         name, edit = self.edits.pop(0)
         if edit is None:
             return Proposal(name, changed=False, state={"name": name})
-        text = ctx.ws.train_script.read_text()
-        ctx.ws.train_script.write_text(edit(text))
+        text = ctx.script.read_text()
+        ctx.script.write_text(edit(text))
         return Proposal(name, state={"name": name})
 
     def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
@@ -201,19 +203,19 @@ class _Killed(BaseException):
 def test_a_proposal_committed_but_not_yet_in_flight_survives_a_kill(tmp_path: Path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
     run_loop(ws, experiments=0)  # the noise floor
-    save = Lab._save_inflight
+    save = Lab.save
 
     def die_once_committed(lab: Lab, state: Any) -> None:
         if state.kind == "experiment" and state.phase == "running":
-            raise _Killed  # the commit is made; inflight.json still says "proposing"
+            raise _Killed  # the commit is made; the in-flight file still says "proposing"
         save(lab, state)
 
-    monkeypatch.setattr(Lab, "_save_inflight", die_once_committed)
+    monkeypatch.setattr(Lab, "save", die_once_committed)
     edit = ("deeper", lambda t: t.replace('"NUM_LAYERS", 4', '"NUM_LAYERS", 5'))
     with pytest.raises(_Killed):
         run_loop(ws, experiments=1, proposer=ScriptedProposer([edit]))
-    monkeypatch.setattr(Lab, "_save_inflight", save)
-    committed = git.head_commit(ws.root)
+    monkeypatch.setattr(Lab, "save", save)
+    committed = git.head_commit(ws.slot(1))  # proposals are committed in the slot's worktree
     assert committed != git.git(ws.root, "rev-parse", BEST_BRANCH)
 
     summary = run_loop(ws, experiments=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from loop_fixtures import make_workspace
 from pgolf import git
-from pgolf.loop.lifecycle import BEST_BRANCH, EXPLORE_BRANCH, INFLIGHT_NAME, TAG_PREFIX
+from pgolf.loop.refs import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
 from pgolf.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -29,19 +30,27 @@ def _pgolf(ws: Workspace, *args: str, **kw) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _wait_for_child(ws: Workspace, timeout: float = 60) -> dict:
-    """The in-flight state once the training process of an experiment has started."""
-    path = ws.state_dir / INFLIGHT_NAME
+def _in_flight(ws: Workspace) -> list[dict]:
+    states = []
+    for path in sorted(ws.running_dir.glob("*.json")) if ws.running_dir.is_dir() else ():
+        with contextlib.suppress(OSError, ValueError):
+            states.append(json.loads(path.read_text()))
+    return states
+
+
+def _wait_for_children(ws: Workspace, count: int = 1, timeout: float = 60) -> list[dict]:
+    """The in-flight states once `count` experiments' training processes have started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError):
-            state = {}
-        if state.get("kind") == "experiment" and state.get("child_pid"):
-            return state
+        started = [s for s in _in_flight(ws) if s.get("kind") == "experiment" and s.get("child_pid")]
+        if len(started) >= count:
+            return started
         time.sleep(0.05)
-    raise AssertionError("no experiment started")
+    raise AssertionError(f"fewer than {count} experiments started")
+
+
+def _wait_for_child(ws: Workspace, timeout: float = 60) -> dict:
+    return _wait_for_children(ws, 1, timeout)[0]
 
 
 def _alive(pid: int) -> bool:
@@ -94,7 +103,7 @@ def test_kill_9_mid_run_then_run_again(tmp_path: Path):
     assert crashed.status == "crash" and crashed.commit == state["commit"]
     assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{state['run_id']}^{{commit}}") == state["commit"]
     assert rows[-1].run_id > state["run_id"] and rows[-1].status in ("keep", "discard")  # the loop went on
-    assert not (ws.state_dir / INFLIGHT_NAME).exists()
+    assert _in_flight(ws) == []
     assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
     # The search trial the killed loop had asked for was failed, not left running forever.
     storage = JournalStorage(JournalFileBackend(str(ws.state_dir / "search-tpe.journal")))

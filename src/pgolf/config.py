@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from pgolf.errors import ConfigError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
@@ -49,6 +49,16 @@ class LocalTier(_Section):
     env: dict[str, str] = Field(default_factory=dict)
     wallclock_seconds: float = Field(default=600.0, gt=0)
     timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Runs at once: a number, or "auto" (one per gpus_per_slot visible CUDA GPUs, else 1).
+    slots: StrictInt | Literal["auto"] = Field(default=1)
+    gpus_per_slot: int = Field(default=1, gt=0, le=64)
+
+    @field_validator("slots")
+    @classmethod
+    def _slot_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("slots must be between 1 and 256, or \"auto\"")
+        return value
 
 
 # Remote tiers: `{gpus}` in the command becomes the tier's GPU count; `fetch` names what comes back.

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pgolf import status as st
 from pgolf.atomic import atomic_write_text
 
 # The first nine are what other Parameter Golf autoresearch tools write, unchanged.
@@ -21,11 +22,6 @@ COLUMNS: tuple[str, ...] = (
 )
 HEADER = "\t".join(COLUMNS) + "\n"
 
-STATUSES = frozenset(
-    {"baseline", "keep", "discard", "crash", "oversize", "timeout", "aborted", "skipped", "rejected"}
-)
-FAILED_STATUSES = frozenset({"discard", "crash", "timeout", "oversize"})
-SCORED_STATUSES = frozenset({"baseline", "keep"})
 PROMOTED_VALUES = frozenset({"", "no", "pending", "yes", "refused"})
 
 
@@ -51,7 +47,7 @@ class LedgerRow:
     finished_at: str = ""
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
+        if self.status not in st.ALL:
             raise ValueError(f"unknown status {self.status!r}")
         if self.promoted not in PROMOTED_VALUES:
             raise ValueError(f"unknown promoted value {self.promoted!r}")
@@ -248,7 +244,7 @@ def best_by_tier(rows: Iterable[LedgerRow]) -> dict[str, LedgerRow]:
     """The lowest-val_bpb scored row (baseline or keep) of each tier."""
     best: dict[str, LedgerRow] = {}
     for row in rows:
-        if row.status not in SCORED_STATUSES or row.val_bpb is None:
+        if row.status not in st.BEST_CANDIDATE or row.val_bpb is None:
             continue
         current = best.get(row.tier)
         if current is None or row.val_bpb < current.val_bpb:  # type: ignore[operator]
@@ -264,12 +260,12 @@ def last_runs(rows: Iterable[LedgerRow], n: int, tier: str | None = None) -> lis
 
 def failed_runs(rows: Iterable[LedgerRow]) -> list[LedgerRow]:
     """Rows that ended as discard, crash, timeout or oversize."""
-    return [r for r in rows if r.status in FAILED_STATUSES]
+    return [r for r in rows if r.status in st.UNSUCCESSFUL]
 
 
 def proven_techniques(rows: Iterable[LedgerRow]) -> list[str]:
     """Descriptions of kept rows that were promoted: what worked where it counts."""
-    return [r.description for r in rows if r.status == "keep" and r.promoted == "yes"]
+    return [r.description for r in rows if r.status == st.Status.KEEP and r.promoted == "yes"]
 
 
 def _pearson(xs: list[float], ys: list[float]) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any
 from pgolf import git
 from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
+from pgolf.compute.base import COMMAND_NAME, ENV_NAME, LOG_NAME, RESULT_NAME
 from pgolf.config import CONFIG_FILENAME, PgolfConfig, load_config
 from pgolf.errors import WorkspaceError
 from pgolf.ledger import Ledger
@@ -20,6 +21,71 @@ from pgolf.rules import DEFAULT_RULESET, get_ruleset
 
 TRAIN_SCRIPT = "train_gpt.py"  # the one file experiments change, relative to the workspace root
 TRACKED_FILES = (TRAIN_SCRIPT, CONFIG_FILENAME, ".gitignore")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The folder of one run, `.pgolf/runs/<run_id>/`, and the name of every file pgolf keeps in it."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG_NAME
+
+    @property
+    def result(self) -> Path:
+        return self.path / RESULT_NAME
+
+    @property
+    def command(self) -> Path:
+        return self.path / COMMAND_NAME
+
+    @property
+    def env(self) -> Path:
+        return self.path / ENV_NAME
+
+    @property
+    def diff(self) -> Path:
+        return self.path / "diff.patch"
+
+    @property
+    def decision(self) -> Path:
+        return self.path / "decision.json"
+
+    @property
+    def preflight(self) -> Path:
+        return self.path / "preflight.json"
+
+    @property
+    def promotion(self) -> Path:
+        return self.path / "promotion.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.path / "plan.json"
+
+    @property
+    def handoff(self) -> Path:
+        return self.path / "handoff.md"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.path / "agent.log"
+
+    @property
+    def description(self) -> Path:
+        return self.path / "description.txt"
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
 
 
 @dataclass(frozen=True)
@@ -64,9 +130,61 @@ class Workspace:
     def research_db(self) -> Path:
         return self.state_dir / "research.db"
 
+    def run(self, run_id: str) -> RunFolder:
+        """The folder of one run: log, result.json, diff, command, decision."""
+        return RunFolder(self.runs_dir / run_id)
+
     def run_dir(self, run_id: str) -> Path:
-        """The folder of one run: log, result.json, diff, command."""
-        return self.runs_dir / run_id
+        """`run(run_id).path`, for callers that only need the folder."""
+        return self.run(run_id).path
+
+    @property
+    def run_lock(self) -> Path:
+        """flock-ed by `pgolf run` for its whole life; holds the loop's pid."""
+        return self.state_dir / "run.lock"
+
+    @property
+    def running_dir(self) -> Path:
+        """One `<run_id>.json` per local run in flight (the loop's crash-recovery records)."""
+        return self.state_dir / "running"
+
+    @property
+    def promotions_dir(self) -> Path:
+        """One `<remote_run_id>.json` per promotion under way."""
+        return self.state_dir / "inflight"
+
+    @property
+    def slots_dir(self) -> Path:
+        """The slots' git worktrees, one folder per slot."""
+        return self.state_dir / "slots"
+
+    def slot(self, index: int) -> Path:
+        return self.slots_dir / f"slot{index}"
+
+    def search_journal(self, sampler: str) -> Path:
+        """The Optuna study of the search proposer."""
+        return self.state_dir / f"search-{sampler}.journal"
+
+    @property
+    def pods_dir(self) -> Path:
+        return self.state_dir / "pods"
+
+    @property
+    def workspace_id_file(self) -> Path:
+        return self.state_dir / "workspace_id"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    @property
+    def loop_log(self) -> Path:
+        """Everything `pgolf run` printed, also when its stdout was closed."""
+        return self.state_dir / "loop.log"
+
+    @property
+    def research_daemon_lock(self) -> Path:
+        return self.state_dir / "research-daemon.lock"
 
     def resolve(self, path: str | Path) -> Path:
         """A path from pgolf.toml: relative ones are relative to the workspace."""

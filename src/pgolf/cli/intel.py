@@ -12,8 +12,9 @@ from pgolf.cli._common import console, current_workspace, err_console, print_jso
 from pgolf.cli.research import research_app
 from pgolf.errors import PgolfError
 from pgolf.research.grading import HeuristicGrader, grade_pending, make_grader
-from pgolf.research.inject import current_grades, inject_all, open_store, workspace_context
+from pgolf.research.inject import current_grades, open_store, workspace_context
 from pgolf.research.verify import verify_top
+from pgolf.sections import refresh_program
 
 _GRADER_HELP = "Grader: heuristic (offline) or llm (pgolf.toml's [llm]); default: [research] grader."
 
@@ -99,7 +100,7 @@ def inject(
 ) -> None:
     """Refresh program.md: best result, experiments, research, verified briefs, competitors, budget."""
     ws, config, chosen = _grader(grader)
-    report = inject_all(ws, config, grader=chosen)
+    report = refresh_program(ws, config, grader=chosen)
     if as_json:
         print_json(report.__dict__)
         return

@@ -9,10 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, print_json
+from pgolf.cli.live import STATUS_STYLE as _STATUS_STYLE  # one style per status, as `pgolf run` shows it
 from pgolf.ledger import last_runs
-
-_STATUS_STYLE = {"keep": "green", "baseline": "cyan", "discard": "dim", "crash": "red",
-                 "timeout": "red", "oversize": "red", "aborted": "yellow"}
 
 
 def ledger(

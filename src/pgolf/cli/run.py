@@ -2,101 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from pgolf.cli._common import console, current_workspace, fmt_bpb, print_json
-from pgolf.loop.lifecycle import ExperimentRecord
-from pgolf.loop.progress import ProgressTracker
+from pgolf.cli.live import STATUS_STYLE, LiveDisplay
 from pgolf.loop.proposers import KINDS
 from pgolf.loop.supervisor import LoopSummary, run_loop
-
-_STATUS_STYLE = {"keep": "bold green", "baseline": "cyan", "discard": "yellow", "skipped": "dim",
-                 "rejected": "magenta", "aborted": "red", "crash": "bold red", "timeout": "red",
-                 "oversize": "red"}
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-class LiveDisplay:
-    """Prints each message and finished run as a line; one live line shows the run in flight."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.live: Live | None = None
-        self.tracker = ProgressTracker()
-        self.run_id = ""
-        self.started = 0.0
-
-    def __enter__(self) -> LiveDisplay:
-        if not self.quiet:
-            self.live = Live(Text(""), console=console, refresh_per_second=4, transient=True)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
-
-    def message(self, text: str) -> None:
-        """A line above the live status."""
-        if not self.quiet:
-            console.print(text, soft_wrap=True, markup=False)
-
-    def run_started(self, run_id: str, kind: str, description: str, tracker_info: dict[str, Any]) -> None:
-        """A new run: reset the progress."""
-        self.tracker = ProgressTracker(tracker_info.get("tokens_per_step"), tracker_info.get("wallclock_seconds"))
-        self.run_id, self.started = run_id, time.monotonic()
-        self.message(f"{run_id} {kind}: {description}")
-        self._render()
-
-    def line(self, text: str) -> None:
-        """A log line of the run in flight."""
-        self.tracker.feed(text)
-        self._render()
-
-    def _render(self) -> None:
-        if self.live is None:
-            return
-        p = self.tracker.progress
-        parts = [f"{self.run_id} {_duration(time.monotonic() - self.started)}"]
-        if p.total_steps:
-            parts.append(f"step {p.step}/{p.total_steps}")
-        if p.train_loss is not None:
-            parts.append(f"loss {p.train_loss:.3f}")
-        if p.val_bpb is not None:
-            parts.append(f"val_bpb {p.val_bpb:.4f}")
-        if p.tokens_per_second:
-            parts.append(f"{p.tokens_per_second:,.0f} tok/s")
-        if p.eta_seconds is not None:
-            parts.append(f"train ETA {_duration(p.eta_seconds)}")
-        if not p.total_steps and p.last_line:
-            parts.append(p.last_line[:60])
-        self.live.update(Text("  " + " · ".join(parts), style="dim"))
-
-    def run_finished(self, record: ExperimentRecord) -> None:
-        """One line per finished run: status, score, gain."""
-        style = _STATUS_STYLE.get(record.status, "")
-        gain = "" if record.gain is None else f" ({record.gain:+.4f})"
-        extra = f", promotion {record.promoted}" if record.promoted == "pending" else ""
-        reason = f" — {escape(record.reason)}" if record.status not in ("keep", "discard", "baseline") and record.reason else ""
-        if not self.quiet:
-            console.print(f"  [{style}]{record.status}[/] {fmt_bpb(record.val_bpb)}{gain} in "
-                          f"{_duration(record.seconds)}{extra}{reason}", soft_wrap=True)
-        if self.live is not None:
-            self.live.update(Text(""))
 
 
 def results_table(summary: LoopSummary, title: str) -> Table:
@@ -104,7 +20,7 @@ def results_table(summary: LoopSummary, title: str) -> Table:
     table = Table("run", "status", "val_bpb", "gain", "description", title=title)
     for r in summary.records:
         gain = "-" if r.gain is None else f"{r.gain:+.4f}"
-        table.add_row(r.run_id, f"[{_STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_bpb(r.val_bpb), gain,
+        table.add_row(r.run_id, f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_bpb(r.val_bpb), gain,
                       escape(r.description))
     return table
 
@@ -134,8 +50,10 @@ def run(
     if proposer is not None and proposer not in KINDS:
         raise typer.BadParameter(f"choose one of {', '.join(KINDS)}", param_hint="--proposer")
     ws = current_workspace()
-    with LiveDisplay(quiet=as_json) as display:
+    with LiveDisplay(quiet=as_json, total=experiments, log_path=ws.loop_log) as display:
         summary = run_loop(ws, experiments=experiments, hours=hours, proposer_kind=proposer, events=display)
+    if display.broken:
+        return  # stdout is gone; everything is in the ledger and .pgolf/loop.log
     if as_json:
         print_json(summary_dict(summary))
         return
@@ -166,7 +84,7 @@ def demo(
 
     console.print(f"Preparing the demo workspace in [bold]{directory}[/] …")
     ws = prepare_demo(directory, train_seconds=seconds, progress=lambda msg: console.print(f"  {msg}"))
-    with LiveDisplay() as display:
+    with LiveDisplay(total=experiments, log_path=ws.loop_log) as display:
         summary = run_loop(ws, experiments=experiments, events=display)
     console.print(results_table(summary, f"pgolf demo: {summary.stop_reason}"))
     _where_next(ws.root)

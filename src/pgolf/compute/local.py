@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import os
 import shlex
@@ -28,9 +27,11 @@ from pgolf.compute.base import (
     write_command_files,
 )
 
-_KILL_GRACE_SECONDS = 5.0
+_KILL_GRACE_SECONDS = 5.0  # more than the launcher's own grace, so it can end the tree first
+_LAUNCHER_GRACE_SECONDS = 4.0
 _POLL_SECONDS = 0.1
-_PR_SET_PDEATHSIG = 1
+# Every command runs under this launcher, which ends the command's whole process tree with it.
+LAUNCHER = Path(__file__).with_name("launcher.py")
 
 
 def export_commit(workspace_root: Path, commit: str, run_dir: Path) -> None:
@@ -52,15 +53,6 @@ def command_argv(command: str) -> list[str]:
     return argv
 
 
-def _die_with_parent() -> None:
-    """In the child: on Linux, get SIGKILL when pgolf dies, so a kill -9 leaves no orphan training."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 def kill_group(pid: int, grace_seconds: float = _KILL_GRACE_SECONDS) -> None:
     """SIGTERM the process group led by `pid`, then SIGKILL it if it is still there after the grace."""
     try:
@@ -76,6 +68,42 @@ def kill_group(pid: int, grace_seconds: float = _KILL_GRACE_SECONDS) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Pids of the processes whose working directory is `folder` or below it (Linux /proc)."""
+    folder = Path(folder).resolve()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers(run_dir: Path, launcher_pid: int = 0) -> int:
+    """After pgolf died: end its launcher's tree, then every process still working in the run folder.
+
+    The folder is the proof of ownership (a reused pid elsewhere is never touched). Returns how many
+    processes were still there.
+    """
+    left = processes_in(run_dir)
+    if launcher_pid and launcher_pid in left:
+        kill_group(launcher_pid, grace_seconds=_LAUNCHER_GRACE_SECONDS)
+    for _ in range(50):
+        alive = processes_in(run_dir)
+        if not alive:
+            break
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    return len(left)
 
 
 class LocalBackend:
@@ -109,10 +137,11 @@ class LocalBackend:
         outcome = RunOutcome(run_dir=run_dir, returncode=None, started_at=time.time())
         with open(run_dir / LOG_NAME, "w", encoding="utf-8") as log:
             try:
+                # Its own session: a Ctrl-C in pgolf's terminal never reaches the training.
                 proc = subprocess.Popen(
-                    argv, cwd=run_dir, env=self._environment(request), stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    [sys.executable, "-S", str(LAUNCHER), "--", *argv], cwd=run_dir,
+                    env=self._environment(request), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
                 )
             except OSError as err:
                 outcome.error = f"cannot start {argv[0]}: {err.strerror or err}"

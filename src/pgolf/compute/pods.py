@@ -140,7 +140,7 @@ def cleanup_on_exit(fn: Callable[[], None]) -> Iterator[None]:
 
 def workspace_id(ws: Workspace) -> str:
     """This workspace's id (created once in .pgolf/workspace_id); tags every pod it makes."""
-    path = ws.state_dir / "workspace_id"
+    path = ws.workspace_id_file
     try:
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -262,7 +262,7 @@ class SweptPod:
 
 def pod_records(ws: Workspace) -> list[PodRecord]:
     """Every pod record of the workspace, oldest first."""
-    folder = ws.state_dir / "pods"
+    folder = ws.pods_dir
     found = []
     for path in folder.glob("*.json") if folder.is_dir() else ():
         with contextlib.suppress(FileNotFoundError):  # removed since the listing
@@ -302,7 +302,7 @@ class PodLifecycle:
 
     @property
     def records_dir(self) -> Path:
-        return self.ws.state_dir / "pods"
+        return self.ws.pods_dir
 
     def _record_path(self, pod_id: str) -> Path:
         return self.records_dir / f"{pod_id}.json"

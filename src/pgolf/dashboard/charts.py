@@ -18,7 +18,7 @@ Figure = dict[str, Any]
 STATUS_COLORS = {
     "baseline": "#1f6feb", "keep": "#1a7f37", "discard": "#8c959f", "crash": "#cf222e",
     "oversize": "#d4700a", "timeout": "#8250df", "aborted": "#6e4b3a", "skipped": "#c8ccd1",
-    "rejected": "#a0a7b0",
+    "rejected": "#a0a7b0", "replicate": "#54aeff",
 }
 TIER_COLORS = ("#1f6feb", "#d4700a", "#8250df", "#1a7f37", "#cf222e")
 _FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 13, "color": "#24292f"}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgolf import status
 from pgolf.budget import BudgetEntry, BudgetManager, BudgetStatus
 from pgolf.config import BudgetConfig, PgolfConfig
 from pgolf.errors import PgolfError
@@ -40,7 +41,7 @@ from pgolf.rules import Ruleset, get_ruleset
 from pgolf.workspace import Workspace
 
 # Statuses whose val_bpb is a complete measurement (crash/timeout/aborted scores are partial at best).
-MEASURED_STATUSES = frozenset({"baseline", "keep", "discard", "oversize"})
+MEASURED_STATUSES = status.MEASURED
 RUN_FILES = ("command.txt", "diff.patch", "train.log", "result.json")
 LOOP_LOCK = LOCK_NAME  # held with flock by `pgolf run` for its whole life
 LOG_TAIL_LINES = 80
@@ -265,7 +266,7 @@ def running_best(rows: Iterable[LedgerRow]) -> list[tuple[int, float]]:
     best: float | None = None
     steps = []
     for position, row in enumerate(rows, start=1):
-        if row.status in {"baseline", "keep"} and row.val_bpb is not None and (best is None or row.val_bpb < best):
+        if row.status in status.BEST_CANDIDATE and row.val_bpb is not None and (best is None or row.val_bpb < best):
             best = row.val_bpb
             steps.append((position, best))
     return steps

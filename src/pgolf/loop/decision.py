@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pgolf.status import Status
 
 # A script checks MAX_WALLCLOCK_SECONDS between steps, so it may overrun by the step in flight (allowed
 # in full) plus timer jitter (this fraction).
@@ -38,11 +40,13 @@ class Gate:
 class Decision:
     """The ledger status of an experiment and why."""
 
-    status: str  # keep | discard | crash | oversize | timeout | aborted
+    status: str  # a Status: keep | discard | replicate | crash | oversize | timeout | aborted
     reason: str
     gain: float | None = None
     threshold: float | None = None
     gates: tuple[Gate, ...] = ()
+    # The statistics of a judged keep/discard/replicate (the judge's Verdict.as_dict()).
+    verdict: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping for decision.json."""
@@ -68,34 +72,45 @@ def hard_gates(facts: RunFacts, *, artifact_limit: int, wallclock_seconds: float
 def run_failure(facts: RunFacts) -> Decision | None:
     """The status of a run that produced no usable score, or None when it did."""
     if facts.interrupted:
-        return Decision("aborted", "stopped by the user")
+        return Decision(Status.ABORTED, "stopped by the user")
     if facts.timed_out:
-        return Decision("timeout", "killed at the tier's hard timeout")
+        return Decision(Status.TIMEOUT, "killed at the tier's hard timeout")
     if facts.result_status == "aborted":
-        return Decision("aborted", facts.reason or "the script aborted early")
+        return Decision(Status.ABORTED, facts.reason or "the script aborted early")
     if facts.result_status != "ok" or facts.val_bpb is None:
         code = "no exit code" if facts.returncode is None else f"exit code {facts.returncode}"
-        return Decision("crash", facts.reason or f"no score ({code})")
+        return Decision(Status.CRASH, facts.reason or f"no score ({code})")
     return None
+
+
+def gate_failure(facts: RunFacts, *, artifact_limit: int,
+                 wallclock_seconds: float | None) -> tuple[Decision | None, tuple[Gate, ...]]:
+    """The hard gates, in order (no score, artifact size, training time): the failing decision or None,
+    and the gates' verdicts. `wallclock_seconds` None skips the time gate (a remote tier judges its own)."""
+    failed = run_failure(facts)
+    if failed:
+        return failed, ()
+    gates = hard_gates(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds or 0.0)
+    if wallclock_seconds is None:
+        gates = gates[:1]
+    if not gates[0].passed:
+        return Decision(Status.OVERSIZE, f"artifact {gates[0].detail}", gates=gates), gates
+    if len(gates) > 1 and not gates[1].passed:
+        return Decision(Status.TIMEOUT, f"training time {gates[1].detail}", gates=gates), gates
+    return None, gates
 
 
 def decide(facts: RunFacts, *, best_bpb: float, threshold: float, artifact_limit: int,
            wallclock_seconds: float, lines_before: int, lines_after: int) -> Decision:
     """keep when the gain beats the noise floor, or when it is within it and the script got shorter."""
-    failed = run_failure(facts)
+    failed, gates = gate_failure(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds)
     if failed:
         return failed
-    gates = hard_gates(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds)
-    size, time = gates
-    if not size.passed:
-        return Decision("oversize", f"artifact {size.detail}", gates=gates)
-    if not time.passed:
-        return Decision("timeout", f"training time {time.detail}", gates=gates)
     gain = best_bpb - facts.val_bpb  # type: ignore[operator]
     common = {"gain": gain, "threshold": threshold, "gates": gates}
     if gain > threshold:
-        return Decision("keep", f"gain {gain:+.4f} beats the noise floor {threshold:.4f}", **common)
+        return Decision(Status.KEEP, f"gain {gain:+.4f} beats the noise floor {threshold:.4f}", **common)
     if abs(gain) <= threshold and lines_after < lines_before:
-        return Decision("keep", f"gain {gain:+.4f} within the noise floor and the script is "
+        return Decision(Status.KEEP, f"gain {gain:+.4f} within the noise floor and the script is "
                                 f"{lines_before - lines_after} lines shorter", **common)
-    return Decision("discard", f"gain {gain:+.4f} does not beat the noise floor {threshold:.4f}", **common)
+    return Decision(Status.DISCARD, f"gain {gain:+.4f} does not beat the noise floor {threshold:.4f}", **common)

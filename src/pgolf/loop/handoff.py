@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from pgolf.budget import BudgetStatus
 from pgolf.ledger import LedgerRow, failed_runs, last_runs
-from pgolf.loop.history import loop_sections
 from pgolf.loop.noise import NoiseFloor
+from pgolf.sections import loop_sections
+from pgolf.status import Status
 
 MAX_CHARS = 8000  # about 2,000 tokens
 _RUN_LINES = 8
@@ -23,7 +24,7 @@ def _row_line(r: LedgerRow) -> str:
 
 
 def build_handoff(rows: Sequence[LedgerRow], noise: NoiseFloor | None, budget: BudgetStatus | None,
-                  research: str = "", *, description_file: str = "") -> str:
+                  research: str = "", *, description_file: str = "", others: Sequence[str] = ()) -> str:
     """Markdown: the task, the best result, last runs, failures and dead ends, budget, research."""
     parts = [
         "# pgolf handoff: one experiment",
@@ -34,13 +35,16 @@ def build_handoff(rows: Sequence[LedgerRow], noise: NoiseFloor | None, budget: B
     if description_file:
         parts.append(f"Write a one-line description of your change to {description_file}.")
     parts += ["", "## Best", loop_sections(rows, noise)["BEST"]]
+    if others:
+        # Parallel slots: a different idea is worth more than a second copy of one already running.
+        parts += ["", "## Running now in other slots (try something different)", *(f"- {o}" for o in others)]
     recent = last_runs(rows, _RUN_LINES)
     if recent:
         parts += ["", "## Last runs", *map(_row_line, recent)]
-    failed = [r for r in failed_runs(rows) if r.status != "discard"][-_FAILURE_LINES:]
+    failed = [r for r in failed_runs(rows) if r.status != Status.DISCARD][-_FAILURE_LINES:]
     if failed:
         parts += ["", "## Failures (crash, timeout, oversize)", *map(_row_line, failed)]
-    dead = [r for r in rows if r.status == "discard"][-_FAILURE_LINES:]
+    dead = [r for r in rows if r.status == Status.DISCARD][-_FAILURE_LINES:]
     if dead:
         parts += ["", "## Dead ends (measured, no gain)", *map(_row_line, dead)]
     if budget is not None:

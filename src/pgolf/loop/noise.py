@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pgolf.ledger import LedgerRow
+from pgolf.status import Status
 
 BASELINE_SEED = 1337  # the challenge's default SEED; experiments reuse it so comparisons are paired
 
@@ -33,7 +34,7 @@ def baseline_seeds(count: int) -> list[int]:
 
 def baseline_rows(rows: Iterable[LedgerRow], tier: str = "local") -> list[LedgerRow]:
     """The scored baseline rows of a tier, oldest first."""
-    return [r for r in rows if r.status == "baseline" and r.tier == tier and r.val_bpb is not None]
+    return [r for r in rows if r.status == Status.BASELINE and r.tier == tier and r.val_bpb is not None]
 
 
 def noise_floor(rows: Iterable[LedgerRow], *, sigma_multiplier: float, min_gain: float,

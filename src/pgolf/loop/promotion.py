@@ -17,6 +17,7 @@ from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.ledger import LedgerRow
 from pgolf.loop.decision import Gate
+from pgolf.status import Status
 
 PROMOTION_NAME = "promotion.json"
 # Seconds a remote run is expected to hold its pod: training, evaluation, and set-up around them.
@@ -48,7 +49,7 @@ def remote_tier_name(config: PgolfConfig) -> str | None:
 
 def running_baseline(rows: Iterable[LedgerRow], baseline_mean: float | None) -> float | None:
     """The local score the next promotion must beat: the last promoted local run, else the baseline."""
-    promoted = [r for r in rows if r.tier == "local" and r.status == "keep"
+    promoted = [r for r in rows if r.tier == "local" and r.status == Status.KEEP
                 and r.promoted in ("pending", "yes") and r.val_bpb is not None]
     return promoted[-1].val_bpb if promoted else baseline_mean
 

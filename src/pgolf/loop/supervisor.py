@@ -14,15 +14,19 @@ from typing import Any
 
 from pgolf.compute.base import Backend
 from pgolf.config import PgolfConfig
-from pgolf.errors import BudgetRefused, ConfigError, LockedError, PgolfError
+from pgolf.errors import ConfigError, LockedError, PgolfError
+from pgolf.loop.events import ExperimentRecord, LoopEvents, QuietEvents
 from pgolf.loop.hyperparams import find, read_hyperparameters
-from pgolf.loop.lifecycle import ExperimentRecord, Lab, LoopEvents, QuietEvents
+from pgolf.loop.lab import Lab
 from pgolf.loop.promotion import remote_tier_name
 from pgolf.loop.proposers import make_proposer
 from pgolf.loop.proposers.base import Proposer
+from pgolf.loop.recovery import recover
+from pgolf.loop.scheduler import Scheduler
+from pgolf.loop.slots import plan_slots
 from pgolf.workspace import Workspace
 
-LOCK_NAME = "run.lock"
+LOCK_NAME = "run.lock"  # the name of Workspace.run_lock, for readers that only probe it
 
 
 @dataclass
@@ -45,7 +49,7 @@ def workspace_lock(ws: Workspace) -> Iterator[None]:
     The kernel drops a flock when its process dies, kill -9 included, so no stale lock survives.
     """
     ws.state_dir.mkdir(parents=True, exist_ok=True)
-    path = ws.state_dir / LOCK_NAME
+    path = ws.run_lock
     fh = open(path, "a+")  # noqa: SIM115 - held for the whole loop
     try:
         try:
@@ -142,7 +146,8 @@ def _run_promotions(ws: Workspace, config: PgolfConfig, events: LoopEvents, sign
 
     try:
         with signals.promotions() as stop:
-            results = run_promotion_queue(ws, config, yes=False, on_line=events.line, cancel=stop)
+            results = run_promotion_queue(ws, config, yes=False, cancel=stop,
+                                              on_line=lambda text: events.run_line("promotion", text))
         for result in results:
             events.message(f"promotion of {result.run_id}: {result.status}")
     except PgolfError as err:
@@ -163,7 +168,8 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
              proposer_kind: str | None = None, events: LoopEvents | None = None,
              backend: Backend | None = None, proposer: Proposer | None = None,
              clock: Callable[[], float] = time.monotonic) -> LoopSummary:
-    """Measure the noise floor if needed, then run experiments until a limit or Ctrl-C stops the loop."""
+    """Recover, measure the noise floor if needed, then run experiments on every slot until a limit or
+    Ctrl-C stops the loop."""
     events = events or QuietEvents()
     config = ws.config()
     kind = proposer_kind or config.proposer.kind
@@ -173,47 +179,46 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
     cancel = threading.Event()
     with workspace_lock(ws), _Signals(cancel, events) as signals:
         lab = Lab(ws, config, backend=backend, events=events, cancel=cancel, stop=signals.stop)
-        summary.recovered = lab.recover()
+        lab.refs.prepare()
+        summary.recovered = "; ".join(recover(lab)) or None
         if summary.recovered:
             events.message(summary.recovered)
         _sweep_remote(ws, config, events)
-        lab.prepare_git()
         for warning in check_env_conflicts(config, ws.train_script.read_text(encoding="utf-8"), kind):
             events.message(f"warning: {warning}")
+        slots = plan_slots(config.tiers.local)
         chosen = proposer or make_proposer(kind, ws, config)
         start, spent_at_start = clock(), ws.budget(config).status().spent_usd
-        before = len(lab.rows())
+
+        def limit(started: int) -> str:
+            return _limit_reached(started, max_experiments, start, max_hours, clock, ws, config, spent_at_start,
+                                  kind, signals.stop.is_set())
+
+        def after(record: ExperimentRecord) -> None:
+            if record.kind == "experiment":
+                _run_promotions(ws, config, events, signals)
+
+        scheduler = Scheduler(lab, slots, chosen, limit, on_record=after)
+        if scheduler.queue_noise_floor():
+            events.message(f"measuring the noise floor on {len(slots)} slot(s)")
         try:
-            lab.measure_noise_floor()
+            schedule = scheduler.run()
         except PgolfError:
-            summary.records = _new_records(lab, before)
+            summary.records = scheduler.schedule.records
             if signals.stop.is_set():
                 summary.stop_reason = "stopped by the user while measuring the noise floor"
                 return summary
             raise
-        summary.records = _new_records(lab, before)
-        while True:
-            reason = _limit_reached(len(summary.experiments), max_experiments, start, max_hours, clock,
-                                    ws, config, spent_at_start, kind, signals.stop.is_set())
-            if reason:
-                summary.stop_reason = reason
-                break
-            try:
-                summary.records.append(lab.run_experiment(chosen))
-            except BudgetRefused as err:
-                summary.stop_reason = f"budget: {err}"
-                break
-            _run_promotions(ws, config, events, signals)
-            if cancel.is_set():
-                summary.stop_reason = "aborted by the user"
-                break
+        summary.records = schedule.records
+        if lab.noise() is None and signals.stop.is_set():
+            summary.stop_reason = "stopped by the user while measuring the noise floor"
+        elif cancel.is_set():
+            summary.stop_reason = "aborted by the user"
+        elif signals.stop.is_set():
+            summary.stop_reason = "stopped by the user"
+        else:
+            summary.stop_reason = schedule.stop_reason or "nothing left to run"
     return summary
-
-
-def _new_records(lab: Lab, before: int) -> list[ExperimentRecord]:
-    """Baseline rows written by this loop, as records (the noise floor's runs)."""
-    return [ExperimentRecord(r.run_id, "baseline", r.status, r.description, r.commit, r.val_bpb)
-            for r in lab.rows()[before:]]
 
 
 def _limit_reached(done: int, max_experiments: int | None, start: float, max_hours: float | None,

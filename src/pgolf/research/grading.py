@@ -33,6 +33,7 @@ from pgolf.research.catalog import Technique, match_techniques
 from pgolf.research.competitors import CompetitorEntry
 from pgolf.research.sanitize import clean_text
 from pgolf.rules import Ruleset
+from pgolf.status import Status
 
 RUBRIC_VERSION = 1
 CRITERIA: dict[str, int] = {
@@ -159,7 +160,7 @@ def build_context(rows: Sequence[LedgerRow], ruleset: Ruleset,
     best = {tier: (row.val_bpb, row.description) for tier, row in best_by_tier(rows).items()
             if row.val_bpb is not None}
     proven = proven_techniques(rows)
-    kept = [r.description for r in rows if r.status == "keep"]
+    kept = [r.description for r in rows if r.status == Status.KEEP]
     adopted = tuple(dict.fromkeys(d for d in [*proven, *kept] if d))
     failures = tuple(Failure(r.description, r.status, r.val_bpb)
                      for r in failed_runs(rows)[-FAILURES_IN_CONTEXT:])

@@ -25,7 +25,7 @@ AfterPass = Callable[[str, FetchReport], None]
 
 def lock_path(ws: Workspace) -> Path:
     """Where the daemon's lock lives."""
-    return ws.state_dir / "research-daemon.lock"
+    return ws.research_daemon_lock
 
 
 class DaemonLock:
@@ -73,9 +73,9 @@ def refresh_program(ws: Workspace, report: FetchReport) -> str | None:
     """After a pass that stored something new: grade offline and rewrite program.md; a one-line result."""
     if not any(o.new or o.updated for o in report.outcomes):
         return None
-    from pgolf.research.inject import inject_all  # grading and rendering are needed only here
+    from pgolf.sections import refresh_program as rewrite  # grading and rendering are needed only here
 
-    injected = inject_all(ws)
+    injected = rewrite(ws)
     return f"program.md refreshed: {injected.research_items} research items, {injected.graded} newly graded"
 
 

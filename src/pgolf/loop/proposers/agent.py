@@ -42,6 +42,11 @@ def _protected_files(ws: Workspace) -> list[Path]:
     return [ws.results_tsv, ws.budget_json, *tracked]
 
 
+def _protected_files_in(checkout: Path) -> list[Path]:
+    """The tracked files besides the script in a slot's worktree (the agent works there)."""
+    return [checkout / name for name in git.git(checkout, "ls-files", "-z").split("\0") if name and name != TRAIN_SCRIPT]
+
+
 def _snapshot(paths: list[Path]) -> dict[Path, bytes | None]:
     return {p: p.read_bytes() if p.is_file() else None for p in paths}
 
@@ -76,7 +81,7 @@ class AgentProposer:
     def _run_agent(self, ctx: ProposalContext, env: dict[str, str]) -> str:
         """Run the command; return "" when it finished, else why not."""
         with open(ctx.run_dir / AGENT_LOG, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(self.command, shell=True, cwd=self.ws.root, env=env, stdout=log,
+            proc = subprocess.Popen(self.command, shell=True, cwd=ctx.root, env=env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
             deadline = time.monotonic() + self.timeout
@@ -88,11 +93,11 @@ class AgentProposer:
                 time.sleep(_POLL_SECONDS)
         return "" if proc.returncode == 0 else f"exited with code {proc.returncode}"
 
-    def _undo_commits(self, base: str) -> bool:
-        """If the agent committed, move the branch back to `base`, keeping its changes in the work tree."""
-        if git.head_commit(self.ws.root) == base:
+    def _undo_commits(self, root: Path, base: str) -> bool:
+        """If the agent committed, move its checkout back to `base`, keeping its changes in the work tree."""
+        if git.head_commit(root) == base:
             return False
-        git.git(self.ws.root, "reset", "-q", "--mixed", base)
+        git.git(root, "reset", "-q", "--mixed", base)
         return True
 
     def propose(self, ctx: ProposalContext) -> Proposal:
@@ -100,29 +105,29 @@ class AgentProposer:
         research = read_sections(self.ws.program_md.read_text(encoding="utf-8")).get("RESEARCH", "") \
             if self.ws.program_md.exists() else ""
         description_file = ctx.run_dir / DESCRIPTION_NAME
-        handoff = build_handoff(ctx.rows, ctx.noise, ctx.budget.status(), research,
+        handoff = build_handoff(ctx.rows, ctx.noise, ctx.budget.status(), research, others=ctx.others,
                                 description_file=str(description_file))
         handoff_path = ctx.run_dir / HANDOFF_NAME
         atomic_write_text(handoff_path, handoff)
         env = {**_agent_environment(), "PGOLF_HANDOFF": str(handoff_path), "PGOLF_DESCRIPTION_FILE": str(description_file),
                "PGOLF_WORKSPACE": str(self.ws.root)}
-        protected = _snapshot(_protected_files(self.ws))
+        protected = _snapshot(_protected_files(self.ws) + _protected_files_in(ctx.root))
         problem = self._run_agent(ctx, env)
-        committed = self._undo_commits(ctx.best_commit)
+        committed = self._undo_commits(ctx.root, ctx.best_commit)
         restored = _restore(protected)
         notes = []
         if committed:
             notes.append("pgolf undid the agent's own commits")
         if restored:
             notes.append(f"pgolf restored {', '.join(restored)} (only {TRAIN_SCRIPT} may change)")
-        changed = bool(git.git(self.ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT))
+        changed = bool(git.git(ctx.root, "status", "--porcelain", "--", TRAIN_SCRIPT))
         description = description_file.read_text(encoding="utf-8").strip().splitlines()[:1] \
             if description_file.exists() else []
         text = "agent: " + (description[0] if description else "no description given")
         if notes:
             text += " [" + "; ".join(notes) + "]"
         if problem:
-            git.git(self.ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)
+            git.git(ctx.root, "checkout", "-q", "--", TRAIN_SCRIPT)
             return Proposal(f"agent {problem}; its change was not run", changed=False)
         if not changed:
             return Proposal(f"agent made no change to {TRAIN_SCRIPT}", changed=False)

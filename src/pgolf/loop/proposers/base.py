@@ -11,12 +11,12 @@ from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.ledger import LedgerRow
 from pgolf.loop.noise import NoiseFloor
-from pgolf.workspace import Workspace
+from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 
 @dataclass
 class ProposalContext:
-    """The state a proposer may read; it edits `ws.train_script` in place and nothing else."""
+    """The state a proposer may read; it edits `script` (train_gpt.py in its slot's worktree) and nothing else."""
 
     ws: Workspace
     config: PgolfConfig
@@ -27,6 +27,19 @@ class ProposalContext:
     run_dir: Path  # for the proposer's own files (agent.log, llm_reply.txt)
     budget: BudgetManager
     cancel: threading.Event = field(default_factory=threading.Event)
+    worktree: Path | None = None  # the slot's git worktree (None: the workspace itself)
+    slot: int = 1
+    others: list[str] = field(default_factory=list)  # what the other slots are running now
+
+    @property
+    def root(self) -> Path:
+        """The checkout the proposer works in."""
+        return self.worktree or self.ws.root
+
+    @property
+    def script(self) -> Path:
+        """The train_gpt.py to edit."""
+        return self.root / TRAIN_SCRIPT
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.llm import LLMClient
 from pgolf.loop.proposers.base import Proposal, ProposalContext
-from pgolf.research.inject import render_experiments
+from pgolf.sections import render_experiments
 from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 REPLY_NAME = "llm_reply.txt"
@@ -69,7 +69,7 @@ def _forbidden_change(root: Path, patch: Path) -> str:
 def build_prompt(ctx: ProposalContext) -> str:
     """The user message: program.md, the history, and the whole current script."""
     program = ctx.ws.program_md.read_text(encoding="utf-8") if ctx.ws.program_md.exists() else ""
-    script = ctx.ws.train_script.read_text(encoding="utf-8")
+    script = ctx.script.read_text(encoding="utf-8")
     return "\n\n".join([
         "# program.md\n" + program[:_PROGRAM_CHARS],
         "# Experiment history\n" + render_experiments(ctx.rows),
@@ -98,15 +98,15 @@ class LlmProposer:
         patch = ctx.run_dir / PROPOSED_PATCH
         atomic_write_text(patch, diff)
         try:
-            forbidden = _forbidden_change(self.ws.root, patch)
+            forbidden = _forbidden_change(ctx.root, patch)
             if not forbidden:
-                git.git(self.ws.root, "apply", "--check", "--recount", str(patch))
+                git.git(ctx.root, "apply", "--check", "--recount", str(patch))
         except git.GitError as err:
             return Proposal(description, rejected=f"the diff does not apply: {err}")
         if forbidden:
             return Proposal(description, rejected=forbidden)
-        git.git(self.ws.root, "apply", "--recount", str(patch))
-        if not git.git(self.ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
+        git.git(ctx.root, "apply", "--recount", str(patch))
+        if not git.git(ctx.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
             return Proposal(description + " (the diff changes nothing)", changed=False)
         return Proposal(description)
 

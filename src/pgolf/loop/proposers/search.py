@@ -7,17 +7,19 @@ every experiment is a real diff. The study lives in `.pgolf/search-<sampler>.jou
 from __future__ import annotations
 
 import logging
+import threading
+import warnings
 from typing import Any
 
 from pgolf.config import PgolfConfig, SearchParam
 from pgolf.errors import ConfigError
 from pgolf.loop.hyperparams import find, format_value, read_hyperparameters, set_defaults
 from pgolf.loop.proposers.base import Proposal, ProposalContext
+from pgolf.status import TELLS_A_VALUE
 from pgolf.workspace import Workspace
 
 # Random trials before TPE models the space; the baseline is told to the study as the first trial.
 STARTUP_TRIALS = 4
-_SCORED = ("keep", "discard", "baseline", "skipped")
 
 
 def _distribution(name: str, p: SearchParam) -> Any:
@@ -62,10 +64,11 @@ class SearchProposer:
 
         optuna.logging.set_verbosity(logging.WARNING)
         self.ws = ws
+        self._lock = threading.Lock()
         self.sampler_name = sampler or config.proposer.search_sampler
         self.distributions = validate_space(config.proposer.search_space, ws.train_script.read_text())
         ws.state_dir.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(ws.state_dir / f"search-{self.sampler_name}.journal")))
+        storage = JournalStorage(JournalFileBackend(str(ws.search_journal(self.sampler_name))))
         study_name = f"pgolf-{self.sampler_name}"
         # A resumed study gets a fresh seed offset, so it never replays the random draws it already made.
         done = 0
@@ -75,7 +78,11 @@ class SearchProposer:
         if self.sampler_name == "random":
             chosen: Any = optuna.samplers.RandomSampler(seed=seed)
         else:
-            chosen = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True)
+            # constant_liar: trials still running (other slots) count as bad values, so parallel asks differ.
+            with warnings.catch_warnings():  # multivariate and constant_liar are "experimental" in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                chosen = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
+                                                    constant_liar=True)
         self.study = optuna.create_study(study_name=study_name, storage=storage, sampler=chosen,
                                          direction="minimize", load_if_exists=True)
         # The workspace lock makes this the only loop: a trial still running was left by a killed one.
@@ -97,18 +104,19 @@ class SearchProposer:
 
     def propose(self, ctx: ProposalContext) -> Proposal:
         """Ask the study for values and write them into the hyperparameter block."""
-        script = ctx.ws.train_script.read_text(encoding="utf-8")
+        script = ctx.script.read_text(encoding="utf-8")
         block = read_hyperparameters(script)
         params = {name: find(block, name) for name in self.distributions}
         current = {name: p.default for name, p in params.items() if p is not None}
-        self._tell_baseline(ctx, current)
-        trial = self.study.ask(self.distributions)
+        with self._lock:  # slots ask from their own threads; the study's journal is one file
+            self._tell_baseline(ctx, current)
+            trial = self.study.ask(self.distributions)
         changes = {name: value for name, value in trial.params.items()
                    if not _same(params[name].type, params[name].default, value)}  # type: ignore[union-attr]
         state = {"trial": trial.number, "params": trial.params}
         if not changes:
             return Proposal("search: the sampled values equal the current ones", changed=False, state=state)
-        ctx.ws.train_script.write_text(set_defaults(script, changes), encoding="utf-8")
+        ctx.script.write_text(set_defaults(script, changes), encoding="utf-8")
         parts = [f"{name} {format_value(params[name].type, params[name].default)}->"  # type: ignore[union-attr]
                  f"{format_value(params[name].type, value)}" for name, value in changes.items()]  # type: ignore[union-attr]
         return Proposal(f"{self.sampler_name}: " + ", ".join(parts), state=state)
@@ -120,10 +128,12 @@ class SearchProposer:
         number = state.get("trial")
         if number is None:
             return
-        trial = self.study.trials[number] if number < len(self.study.trials) else None
-        if trial is None or trial.state != optuna.trial.TrialState.RUNNING:
-            return  # already told (e.g. recovered twice)
-        if status in _SCORED and val_bpb is not None:
-            self.study.tell(number, val_bpb)
-        else:
-            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+        with self._lock:
+            trials = self.study.get_trials(deepcopy=False)
+            trial = trials[number] if number < len(trials) else None
+            if trial is None or trial.state != optuna.trial.TrialState.RUNNING:
+                return  # already told (e.g. recovered twice)
+            if status in TELLS_A_VALUE and val_bpb is not None:
+                self.study.tell(number, val_bpb)
+            else:
+                self.study.tell(number, state=optuna.trial.TrialState.FAIL)
