@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from pgolf.errors import ConfigError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
@@ -143,13 +143,25 @@ class LoopConfig(_Section):
     """The experiment loop's decisions and limits."""
 
     noise_seeds: int = Field(default=2, ge=2)
-    min_gain: float = Field(default=0.002, ge=0)
-    sigma_multiplier: float = Field(default=2.0, ge=0)
+    # The keep decision (pgolf.loop.judge; defaults tuned by benchmarks/bench_validity.py).
+    min_gain: float = Field(default=0.002, ge=0, le=1)  # a keep must beat the incumbent by more than this
+    alpha: float = Field(default=0.05, gt=0, le=0.5)  # per session: chance of keeping any change that is not better
+    screen_sigmas: float = Field(default=1.0, ge=0, le=10)  # the first run's bar, in σ of a difference
+    replicates: int = Field(default=3, ge=1, le=50)  # paired seeds at the first look of the test
+    max_replicates: int = Field(default=6, ge=1, le=100)  # paired seeds at the last look
+    equal_sigmas: float = Field(default=1.0, ge=0, le=10)  # "equal within the noise": loss allowed a shorter script
+    sigma_multiplier: float = Field(default=2.0, ge=0)  # the single-run rule before the judge (loop/noise.py)
     promotion_threshold: float = Field(default=0.03, ge=0)
     artifact_margin_bytes: int = Field(default=100_000, ge=0)
     max_experiments: int | None = Field(default=None, gt=0)
     max_hours: float | None = Field(default=None, gt=0)
     max_usd: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _replicates_in_order(self) -> LoopConfig:
+        if self.max_replicates < self.replicates:
+            raise ValueError(f"max_replicates ({self.max_replicates}) must be >= replicates ({self.replicates})")
+        return self
 
 
 class SearchParam(_Section):
