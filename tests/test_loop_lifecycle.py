@@ -37,10 +37,18 @@ def test_search_loop_records_every_run_and_moves_git(tmp_path: Path):
     rows = ws.ledger().rows()
     assert [r.status for r in rows[:2]] == ["baseline", "baseline"]
     assert [r.seed for r in rows[:2]] == [1337, 1338]
-    experiments = rows[2:]
+    experiments = [r for r in rows if r.description.startswith("tpe: ")]
     assert len(experiments) == 4 and all(len(line.split("\t")) == 16 for line in lines)
-    assert all(r.status in ("keep", "discard") for r in experiments)
-    assert all(r.description.startswith("tpe: ") and r.parent_run for r in experiments)
+    assert all(r.status in ("keep", "discard") and r.parent_run for r in experiments)
+    # A keep is never one lucky run: it has paired replicates (its own seeds and the incumbent's).
+    for kept in (r for r in experiments if r.status == "keep"):
+        replicates = [r for r in rows if r.parent_run == kept.run_id and r.status == "replicate"]
+        paired = [r for r in rows if r.parent_run == kept.run_id and r.status == "baseline"]
+        assert replicates and {r.seed for r in replicates} <= {r.seed for r in paired} | {1338}
+        assert all(r.commit == kept.commit for r in replicates)
+        verdict = json.loads((ws.run_dir(kept.run_id) / "decision.json").read_text())["verdict"]
+        assert verdict["action"] == "keep" and verdict["n"] >= 3 and verdict["p_value"] <= verdict["alpha"]
+        assert f"n={verdict['n']} " in kept.description and " p=" in kept.description
     root = ws.root
     # Every discarded experiment is tagged at its own commit; the best is the last kept commit.
     discarded = [r for r in experiments if r.status == "discard"]
@@ -62,8 +70,8 @@ def test_search_loop_records_every_run_and_moves_git(tmp_path: Path):
         assert "+++ b/train_gpt.py" in diff and "os.environ.get" in diff
         assert "SEED=1337" in (folder / "command.txt").read_text()
     program = ws.program_md.read_text()
-    assert all(r.run_id in program for r in rows)
-    assert "noise floor (local): 2 baseline seeds" in program
+    assert all(r.run_id in program for r in rows[-8:])
+    assert "noise floor (local): the best commit's" in program
 
 
 def test_search_study_resumes_across_runs(tmp_path: Path):
@@ -72,10 +80,12 @@ def test_search_study_resumes_across_runs(tmp_path: Path):
     first = [r.description for r in ws.ledger().rows()]
     run_loop(ws, experiments=2)
     rows = ws.ledger().rows()
-    assert [r.run_id for r in rows] == [f"r{i:04d}" for i in range(1, 7)]
-    assert sum(r.status == "baseline" for r in rows) == 2  # the noise floor is measured once
-    assert [r.description for r in rows[:4]] == first
-    assert len({r.description for r in rows[2:]}) == 4  # a resumed study does not replay its draws
+    assert [r.run_id for r in rows] == [f"r{i:04d}" for i in range(1, len(rows) + 1)]
+    floor = [r for r in rows if r.status == "baseline" and not r.parent_run]
+    assert len(floor) == 2  # the noise floor is measured once (paired incumbent runs name their candidate)
+    assert [r.description.split(" [")[0] for r in rows[:len(first)]] == [d.split(" [")[0] for d in first]
+    proposals = [r.description.split(" [")[0] for r in rows if r.description.startswith("tpe: ")]
+    assert len(proposals) == 4 and len(set(proposals)) == 4  # a resumed study does not replay its draws
 
 
 class ScriptedProposer:
@@ -115,7 +125,8 @@ def test_failures_are_recorded_tagged_and_reverted(tmp_path: Path):
         ("simpler", _delete_line("train_batch_tokens")),
     ])
     summary = run_loop(ws, experiments=7, proposer=proposer)
-    rows = {r.description.split(" (")[0]: r for r in ws.ledger().rows()[2:]}
+    rows = {r.description.split(" [")[0].split(" (")[0]: r for r in ws.ledger().rows()[2:]
+            if not r.description.startswith(("replicate of", "baseline"))}
     assert {k: r.status for k, r in rows.items()} == {
         "crashes": "crash", "syntax error": "crash", "network": "crash", "huge model": "oversize",
         "hangs": "timeout", "nothing": "skipped", "simpler": "keep",
@@ -191,7 +202,10 @@ def test_cli_run_json_and_bad_proposer(tmp_path: Path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["stop_reason"].startswith("1 experiment done")
-    assert [r["kind"] for r in data["runs"]] == ["baseline", "baseline", "experiment"]
+    kinds = [r["kind"] for r in data["runs"]]
+    assert kinds[:3] == ["baseline", "baseline", "experiment"] and kinds.count("experiment") == 1
+    # The experiment was screened, then either discarded at once or replicated and decided.
+    assert kinds[3:] == [] or kinds[-1] == "decision" and set(kinds[3:-1]) <= {"replicate", "baseline"}
     bad = runner.invoke(app, ["-w", str(ws.root), "run", "--proposer", "magic"])
     assert bad.exit_code == 2 and "choose one of search, agent, llm" in bad.output
 
@@ -253,7 +267,9 @@ def test_the_loop_chains_to_a_host_handler_and_restores_it(tmp_path: Path):
             signal.signal(sig, handler)
     assert heard == [signal.SIGINT, signal.SIGTERM]
     # The loop still did its own part: Ctrl-C let the run finish, SIGTERM aborted it.
-    assert stopped.stop_reason == "stopped by the user" and stopped.experiments[0].status in ("keep", "discard")
+    # (a candidate that needs replicates stays pending: the next start resumes its judgement)
+    assert stopped.stop_reason == "stopped by the user"
+    assert stopped.experiments[0].status in ("keep", "discard", "replicate")
     assert [r.status for r in aborted.experiments] == ["aborted"]
 
 

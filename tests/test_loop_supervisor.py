@@ -19,6 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 from loop_fixtures import make_workspace
 from pgolf import git
 from pgolf.loop.refs import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
+from pgolf.status import HAS_SCORE
 from pgolf.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -102,7 +103,7 @@ def test_kill_9_mid_run_then_run_again(tmp_path: Path):
     crashed = next(r for r in rows if r.run_id == state["run_id"])
     assert crashed.status == "crash" and crashed.commit == state["commit"]
     assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{state['run_id']}^{{commit}}") == state["commit"]
-    assert rows[-1].run_id > state["run_id"] and rows[-1].status in ("keep", "discard")  # the loop went on
+    assert rows[-1].run_id > state["run_id"] and rows[-1].status in HAS_SCORE  # the loop went on
     assert _in_flight(ws) == []
     assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
     # The search trial the killed loop had asked for was failed, not left running forever.
@@ -122,7 +123,8 @@ def test_ctrl_c_finishes_the_run_then_twice_aborts(tmp_path: Path):
     assert proc.returncode == 0, out
     assert "stopped by the user" in out
     rows = ws.ledger().rows()
-    assert rows[-1].run_id == first["run_id"] and rows[-1].status in ("keep", "discard")  # ...and no more
+    mine = [r for r in rows if r.run_id == first["run_id"]]
+    assert mine and mine[0].status in HAS_SCORE and rows[-1].run_id == first["run_id"]  # ...and no more
 
     hold.touch()
     proc = _pgolf(ws, "run", "-n", "5")

@@ -9,7 +9,7 @@ import pytest
 from pgolf.budget import BudgetManager
 from pgolf.config import parse_config
 from pgolf.ledger import LedgerRow
-from pgolf.loop.decision import RunFacts, decide, hard_gates
+from pgolf.loop.decision import RunFacts, gate_failure, hard_gates
 from pgolf.loop.handoff import MAX_CHARS, build_handoff
 from pgolf.loop.hyperparams import read_hyperparameters, set_defaults
 from pgolf.loop.noise import noise_floor
@@ -68,25 +68,18 @@ def _facts(**kw) -> RunFacts:
     return RunFacts(**{**base, **kw})
 
 
-def _decide(facts: RunFacts, best: float = 1.25, lines_before: int = 100, lines_after: int = 100):
-    return decide(facts, best_bpb=best, threshold=0.01, artifact_limit=16_000_000, wallclock_seconds=10.0,
-                  lines_before=lines_before, lines_after=lines_after)
-
-
-@pytest.mark.parametrize(("facts", "best", "after", "status"), [
-    (_facts(val_bpb=1.20), 1.25, 100, "keep"),                      # gain 0.05 > 0.01
-    (_facts(val_bpb=1.245), 1.25, 100, "discard"),                  # gain within the floor
-    (_facts(val_bpb=1.245), 1.25, 90, "keep"),                      # within the floor, simpler
-    (_facts(val_bpb=1.30), 1.25, 90, "discard"),                    # simpler but clearly worse
-    (_facts(artifact_bytes=16_000_001), 1.25, 100, "oversize"),
-    (_facts(train_seconds=30.0), 1.25, 100, "timeout"),
-    (_facts(timed_out=True, val_bpb=None), 1.25, 100, "timeout"),
-    (_facts(interrupted=True), 1.25, 100, "aborted"),
-    (_facts(result_status="aborted", val_bpb=None), 1.25, 100, "aborted"),
-    (_facts(result_status="crashed", val_bpb=None, returncode=1), 1.25, 100, "crash"),
+@pytest.mark.parametrize(("facts", "status"), [
+    (_facts(val_bpb=1.20), None),                                   # scored within the gates: the judge decides
+    (_facts(artifact_bytes=16_000_001), "oversize"),
+    (_facts(train_seconds=30.0), "timeout"),
+    (_facts(timed_out=True, val_bpb=None), "timeout"),
+    (_facts(interrupted=True), "aborted"),
+    (_facts(result_status="aborted", val_bpb=None), "aborted"),
+    (_facts(result_status="crashed", val_bpb=None, returncode=1), "crash"),
 ])
-def test_decision_table(facts, best, after, status):
-    assert _decide(facts, best, 100, after).status == status
+def test_hard_gates_come_first(facts, status):
+    failed, _gates = gate_failure(facts, artifact_limit=16_000_000, wallclock_seconds=10.0)
+    assert (failed.status if failed else None) == status
 
 
 def test_time_gate_allows_the_step_in_flight():
@@ -102,15 +95,19 @@ def _row(status: str, bpb: float | None, commit: str = "c1", run_id: str = "r1",
                      memory_gb=None, status=status, run_id=run_id, **kw)
 
 
-def test_noise_floor_from_the_latest_baseline_commit():
-    rows = [_row("baseline", 1.30, "old"), _row("baseline", 1.31, "old"), _row("baseline", 1.20, "new"),
-            _row("baseline", 1.22, "new"), _row("keep", 1.0)]
-    floor = noise_floor(rows, sigma_multiplier=2.0, min_gain=0.002)
+def test_noise_floor_pools_sigma_over_every_group_at_the_incumbent():
+    rows = [_row("baseline", 1.30, "old", seed=1), _row("baseline", 1.31, "old", seed=2),
+            _row("baseline", 1.20, "new", seed=1), _row("baseline", 1.22, "new", seed=2),
+            _row("crash", None, "new", seed=3)]
+    floor = noise_floor(rows, min_gain=0.002, screen_sigmas=1.0)
     assert floor is not None and floor.commit == "new" and floor.runs == 2
     assert floor.mean == pytest.approx(1.21)
-    assert floor.threshold == pytest.approx(2 * 0.0141421, rel=1e-4)
-    assert noise_floor(rows[:1], sigma_multiplier=2.0, min_gain=0.002) is None
-    tight = noise_floor([_row("baseline", 1.2), _row("baseline", 1.2)], sigma_multiplier=2.0, min_gain=0.002)
+    # σ² pooled: (0.005² · 2 + 0.01² · 2) / 2 dof
+    assert floor.sigma == pytest.approx(((0.00005 + 0.0002) / 2) ** 0.5) and floor.dof == 2 and floor.groups == 2
+    assert floor.threshold == pytest.approx(floor.sigma * (1 + 1 / 2) ** 0.5)
+    assert noise_floor(rows[:1], min_gain=0.002, screen_sigmas=1.0) is None
+    tight = noise_floor([_row("baseline", 1.2, seed=1), _row("baseline", 1.2, seed=2)], min_gain=0.002,
+                        screen_sigmas=1.0)
     assert tight is not None and tight.threshold == 0.002
 
 

@@ -218,6 +218,11 @@ class Ledger:
         """Set `promoted` on the row of `run_id`, rewriting the file atomically under the lock."""
         if promoted not in PROMOTED_VALUES:
             raise ValueError(f"unknown promoted value {promoted!r}")
+        return self.update(run_id, promoted=promoted)
+
+    def update(self, run_id: str, **changes: Any) -> bool:
+        """Change fields of the row of `run_id` (a judged candidate's status and description, a
+        promotion's state), rewriting the file atomically under the lock; False when there is no such row."""
         with self._locked(os.O_RDWR):
             with open(self.path, encoding="utf-8", newline="") as fh:
                 lines = fh.readlines()
@@ -230,7 +235,11 @@ class Ledger:
                 except ValueError:
                     continue
                 if row.run_id == run_id:
-                    row.promoted = promoted
+                    for name, value in changes.items():
+                        setattr(row, name, value)
+                    row.__post_init__()  # the same checks as a new row
+                    if "description" in changes:
+                        row.description = clean_text(row.description)
                     lines[i] = row.to_line()
                     found = True
             if found:

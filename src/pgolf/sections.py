@@ -207,8 +207,10 @@ def noise_line(noise: NoiseFloor | None) -> str:
     """One line saying what gain a change must beat, or that the floor is not measured yet."""
     if noise is None:
         return "- noise floor (local): not measured yet"
-    return (f"- noise floor (local): {noise.runs} baseline seeds, mean {noise.mean:.4f}, sigma "
-            f"{noise.sigma:.4f}; a change must gain more than {noise.threshold:.4f} to be kept")
+    return (f"- noise floor (local): the best commit's {noise.runs} run(s) average {noise.mean:.4f}; sigma of "
+            f"one run {noise.sigma:.4f} (pooled over {noise.groups} group(s), {noise.dof} dof); a change's first "
+            f"run must gain more than {noise.threshold:.4f} to be replicated, and is kept only when its paired "
+            "replicates pass the one-sided test")
 
 
 def loop_sections(rows: Sequence[LedgerRow], noise: NoiseFloor | None) -> dict[str, str]:
@@ -259,7 +261,7 @@ def refresh_program(ws: Workspace, config: PgolfConfig | None = None, *, grader:
     except PgolfError as err:
         status, problem = None, str(err)
     loop = config.loop
-    noise = noise_floor(rows, sigma_multiplier=loop.sigma_multiplier, min_gain=loop.min_gain)
+    noise = noise_floor(rows, min_gain=loop.min_gain, screen_sigmas=loop.screen_sigmas)
     sections = {
         "BEST": render_best(rows, track_frontier.val_bpb if track_frontier else None) + "\n" + noise_line(noise),
         "EXPERIMENTS": render_experiments(rows),

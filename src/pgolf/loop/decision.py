@@ -1,4 +1,5 @@
-"""Hard gates and the keep/discard decision: pure functions of a run's result and the best so far."""
+"""Hard gates and the Decision a run ends with: pure functions of a run's result (the keep/discard
+rule of a scored run is the judge's, `pgolf.loop.judge`)."""
 
 from __future__ import annotations
 
@@ -98,19 +99,3 @@ def gate_failure(facts: RunFacts, *, artifact_limit: int,
     if len(gates) > 1 and not gates[1].passed:
         return Decision(Status.TIMEOUT, f"training time {gates[1].detail}", gates=gates), gates
     return None, gates
-
-
-def decide(facts: RunFacts, *, best_bpb: float, threshold: float, artifact_limit: int,
-           wallclock_seconds: float, lines_before: int, lines_after: int) -> Decision:
-    """keep when the gain beats the noise floor, or when it is within it and the script got shorter."""
-    failed, gates = gate_failure(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds)
-    if failed:
-        return failed
-    gain = best_bpb - facts.val_bpb  # type: ignore[operator]
-    common = {"gain": gain, "threshold": threshold, "gates": gates}
-    if gain > threshold:
-        return Decision(Status.KEEP, f"gain {gain:+.4f} beats the noise floor {threshold:.4f}", **common)
-    if abs(gain) <= threshold and lines_after < lines_before:
-        return Decision(Status.KEEP, f"gain {gain:+.4f} within the noise floor and the script is "
-                                f"{lines_before - lines_after} lines shorter", **common)
-    return Decision(Status.DISCARD, f"gain {gain:+.4f} does not beat the noise floor {threshold:.4f}", **common)

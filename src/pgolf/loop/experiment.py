@@ -8,14 +8,13 @@ from collections.abc import Sequence
 
 from pgolf.atomic import atomic_write_text
 from pgolf.logs import RunResult
-from pgolf.loop.decision import Decision, decide
 from pgolf.loop.events import ExperimentRecord
 from pgolf.loop.inflight import InFlight
+from pgolf.loop.judging import REPLICATE_PREFIX, Candidate, decision_of, screened_count, verdict_for
 from pgolf.loop.lab import TIER, Lab, code_lines, write_json
-from pgolf.loop.noise import BASELINE_SEED, NoiseFloor
+from pgolf.loop.noise import BASELINE_SEED
 from pgolf.loop.outcome import hard_decision, ledger_row, run_facts, with_reason
 from pgolf.loop.preflight import preflight
-from pgolf.loop.promotion import decide_promotion, write_promotion
 from pgolf.loop.proposers.base import Proposal, ProposalContext, Proposer
 from pgolf.loop.slots import Slot
 from pgolf.status import Status
@@ -29,26 +28,44 @@ def _row(state: InFlight, status: str, result: RunResult | None, reason: str = "
                       promoted=promoted)
 
 
-def run_baseline(lab: Lab, slot: Slot, seed: int, commit: str | None = None) -> ExperimentRecord:
-    """One run of an unchanged commit (default: the best) with `seed`: a noise-floor point."""
+def run_baseline(lab: Lab, slot: Slot, seed: int, commit: str | None = None, paired_with: str = "") -> ExperimentRecord:
+    """One run of an unchanged commit (default: the best) with `seed`: a noise-floor point, or the
+    incumbent's side of a candidate's paired seed (`paired_with` names the candidate's first run)."""
     commit = commit or lab.refs.best_commit()
+    description = f"baseline, seed {seed}" + (f" (paired with {paired_with})" if paired_with else "")
     state = InFlight(run_id=lab.next_run_id(), kind="baseline", commit=commit, parent_commit=commit,
-                     parent_run="", seed=seed, description=f"baseline, seed {seed}", pgolf_pid=os.getpid(),
-                     slot=slot.index)
+                     parent_run=paired_with, seed=seed, description=description, pgolf_pid=os.getpid(),
+                     slot=slot.index, candidate=paired_with)
+    # A baseline is recorded whatever its size: it measures noise, it is not a candidate.
+    return _measure(lab, slot, state, Status.BASELINE, oversize_ok=True)
+
+
+def run_replicate(lab: Lab, slot: Slot, first_run: str, commit: str, seed: int) -> ExperimentRecord:
+    """One more seed of a candidate (its first run is `first_run`), for the judge's paired test."""
+    state = InFlight(run_id=lab.next_run_id(), kind="replicate", commit=commit, parent_commit=commit,
+                     parent_run=first_run, seed=seed, description=f"{REPLICATE_PREFIX}{first_run}, seed {seed}",
+                     pgolf_pid=os.getpid(), slot=slot.index, candidate=first_run)
+    return _measure(lab, slot, state, Status.REPLICATE, oversize_ok=False)
+
+
+def _measure(lab: Lab, slot: Slot, state: InFlight, scored: str, *, oversize_ok: bool) -> ExperimentRecord:
+    """Run an already committed script once and record the measurement (or the hard gate it failed)."""
     lab.save(state)
     outcome, result = lab.execute(state, slot)
     failed, _gates = hard_decision(run_facts(outcome, result), artifact_limit=lab.ruleset.artifact_limit_bytes,
-                                   wallclock_seconds=None)
-    # A baseline is recorded whatever its size: it measures noise, it is not a candidate.
-    if failed and failed.status == Status.OVERSIZE:
+                                   wallclock_seconds=lab.config.tiers.local.wallclock_seconds)
+    if failed and failed.status == Status.OVERSIZE and oversize_ok:
         failed = None
-    status, reason = (failed.status, failed.reason) if failed else (Status.BASELINE, "")
+    status, reason = (failed.status, failed.reason) if failed else (scored, "")
     lab.record(state, _row(state, status, result, reason), None, {"status": status, "reason": reason})
     return lab.finish(state, status, result, reason, outcome.seconds)
 
 
-def run_proposal(lab: Lab, slot: Slot, proposer: Proposer, others: Sequence[str] = ()) -> ExperimentRecord:
-    """Ask the proposer for a change in the slot's worktree, commit it, preflight it, run it, decide, record."""
+Screened = tuple[ExperimentRecord, Candidate | None]  # the first run's record, and the candidate to replicate
+
+
+def run_proposal(lab: Lab, slot: Slot, proposer: Proposer, others: Sequence[str] = ()) -> Screened:
+    """Ask the proposer for a change in the slot's worktree, commit it, preflight it, run it, screen it."""
     with lab.refs.lock:
         rows = lab.rows()
         noise = lab.noise(rows)
@@ -74,11 +91,11 @@ def run_proposal(lab: Lab, slot: Slot, proposer: Proposer, others: Sequence[str]
     state.description, state.source_item = proposal.description, proposal.source_item
     state.proposal_state = proposal.state
     if lab.cancel.is_set():
-        return _no_run(lab, state, proposal, Status.ABORTED, "stopped by the user during the proposal", proposer)
+        return _no_run(lab, state, proposal, Status.ABORTED, "stopped by the user during the proposal", proposer), None
     if proposal.rejected:
-        return _no_run(lab, state, proposal, Status.REJECTED, proposal.rejected, proposer)
+        return _no_run(lab, state, proposal, Status.REJECTED, proposal.rejected, proposer), None
     if not proposal.changed:
-        return _no_run(lab, state, proposal, Status.SKIPPED, "no change to run", proposer, best_bpb)
+        return _no_run(lab, state, proposal, Status.SKIPPED, "no change to run", proposer, best_bpb), None
     return _run_change(lab, slot, state, proposer, ctx)
 
 
@@ -97,7 +114,7 @@ def _no_run(lab: Lab, state: InFlight, proposal: Proposal, status: str, reason: 
     return lab.finish(state, status, None, reason, 0.0)
 
 
-def _run_change(lab: Lab, slot: Slot, state: InFlight, proposer: Proposer, ctx: ProposalContext) -> ExperimentRecord:
+def _run_change(lab: Lab, slot: Slot, state: InFlight, proposer: Proposer, ctx: ProposalContext) -> Screened:
     refs, folder = lab.refs, lab.folder(state.run_id)
     parent_source = refs.git("show", f"{state.parent_commit}:{TRAIN_SCRIPT}")
     state.commit = refs.commit_slot(ctx.worktree, f"{state.run_id}: {state.description}")
@@ -114,28 +131,28 @@ def _run_change(lab: Lab, slot: Slot, state: InFlight, proposer: Proposer, ctx: 
         status = Status.OVERSIZE if check.oversize else Status.CRASH
         lab.record(state, _row(state, status, None, check.failure), proposer,
                    {"status": status, "reason": check.failure})
-        return lab.finish(state, status, None, check.failure, 0.0)
+        return lab.finish(state, status, None, check.failure, 0.0), None
     outcome, result = lab.execute(state, slot)
-    with refs.lock:  # judged against the best at the end of the run: another slot may have moved it
-        rows = lab.rows()
-        noise = lab.noise(rows)
-        best_bpb, _best_run = lab.best(rows, noise)
-    decision = _decide(lab, run_facts(outcome, result), best_bpb, noise, parent_source, source)
-    promoted = "no"
-    if decision.status == Status.KEEP and result is not None and result.val_bpb is not None:
-        promotion = decide_promotion(lab.config, lab.budget, rows, val_bpb=result.val_bpb,
-                                     artifact_bytes=result.artifact_bytes, baseline_mean=noise.mean if noise else None)
-        write_promotion(folder.path, promotion)
-        promoted = promotion.promoted
-    lab.record(state, _row(state, decision.status, result, decision.reason, promoted), proposer, decision.as_dict())
-    return lab.finish(state, decision.status, result, decision.reason, outcome.seconds, decision.gain, promoted,
-                      decision.verdict)
-
-
-def _decide(lab: Lab, facts, best_bpb: float | None, noise: NoiseFloor | None, parent_source: str,
-            source: str) -> Decision:
-    return decide(facts, best_bpb=best_bpb if best_bpb is not None else float("inf"),
-                  threshold=noise.threshold if noise else lab.config.loop.min_gain,
-                  artifact_limit=lab.ruleset.artifact_limit_bytes,
-                  wallclock_seconds=lab.config.tiers.local.wallclock_seconds,
-                  lines_before=code_lines(parent_source), lines_after=code_lines(source))
+    failed, gates = hard_decision(run_facts(outcome, result), artifact_limit=lab.ruleset.artifact_limit_bytes,
+                                  wallclock_seconds=lab.config.tiers.local.wallclock_seconds)
+    if failed is not None:
+        lab.record(state, _row(state, failed.status, result, failed.reason), proposer, failed.as_dict())
+        return lab.finish(state, failed.status, result, failed.reason, outcome.seconds), None
+    # Screening: the first run against the best at the end of the run (another slot may have moved it).
+    candidate = Candidate(first_run=state.run_id, commit=state.commit, parent_commit=state.parent_commit,
+                          parent_run=state.parent_run, description=state.description, k=0,
+                          simpler=code_lines(source) < code_lines(parent_source),
+                          proposal_state=state.proposal_state)
+    with refs.lock:
+        rows = lab.rows() + [_row(state, Status.REPLICATE, result)]  # this run, as the judge will see it
+        candidate.k = screened_count(rows[:-1])
+        verdict = verdict_for(lab.policy, rows, candidate, refs.best_commit())
+    decision = decision_of(verdict, gates)
+    if verdict.action == "replicate":
+        # The proposer hears the outcome once the candidate is judged (search: its trial stays pending).
+        lab.record(state, _row(state, Status.REPLICATE, result), None, decision.as_dict())
+    else:
+        lab.record(state, _row(state, decision.status, result, decision.reason), proposer, decision.as_dict())
+    record = lab.finish(state, decision.status, result, decision.reason, outcome.seconds, decision.gain,
+                        verdict=decision.verdict)
+    return record, candidate if verdict.action == "replicate" else None

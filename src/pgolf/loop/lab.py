@@ -23,6 +23,7 @@ from pgolf.logs import RunResult, read_run_result
 from pgolf.loop.events import ExperimentRecord, LoopEvents, QuietEvents
 from pgolf.loop.hyperparams import find, read_hyperparameters
 from pgolf.loop.inflight import InFlight
+from pgolf.loop.judge import KeepPolicy
 from pgolf.loop.noise import NoiseFloor, noise_floor
 from pgolf.loop.proposers.base import Proposer
 from pgolf.loop.refs import Refs
@@ -59,6 +60,7 @@ class Lab:
         self.ledger = ws.ledger()
         self.budget = ws.budget(config)
         self.ruleset = config.get_ruleset()
+        self.policy = KeepPolicy.from_config(config.loop)
         self._ids = threading.Lock()
 
     # -- state -------------------------------------------------------------------------------------
@@ -83,22 +85,19 @@ class Lab:
             return run_id
 
     def noise(self, rows: list[LedgerRow] | None = None) -> NoiseFloor | None:
-        """The noise floor from the ledger's baseline runs."""
+        """The noise floor at pgolf/best: its runs' mean, the pooled σ, the screening bar."""
         loop = self.config.loop
-        return noise_floor(rows if rows is not None else self.rows(), sigma_multiplier=loop.sigma_multiplier,
-                           min_gain=loop.min_gain, tier=TIER)
+        return noise_floor(rows if rows is not None else self.rows(), min_gain=loop.min_gain,
+                           screen_sigmas=loop.screen_sigmas, commit=self.refs.best_commit())
 
     def best(self, rows: list[LedgerRow], noise: NoiseFloor | None) -> tuple[float | None, str]:
-        """The score of pgolf/best's commit and the run that measured it."""
+        """The score of pgolf/best's commit (the mean of its runs, never one draw) and the run that
+        stands for it (its keep, else its first baseline)."""
         commit = self.refs.best_commit()
-        keeps = [r for r in rows if r.tier == TIER and r.status == Status.KEEP and r.commit == commit
-                 and r.val_bpb is not None]
-        if keeps:
-            return keeps[-1].val_bpb, keeps[-1].run_id
-        if noise is None:
-            return None, ""
-        first = next((r.run_id for r in rows if r.status == Status.BASELINE and r.commit == noise.commit), "")
-        return noise.mean, first
+        mine = [r for r in rows if r.tier == TIER and r.commit == commit]
+        run = next((r.run_id for r in reversed(mine) if r.status == Status.KEEP), "") or \
+            next((r.run_id for r in mine if r.status == Status.BASELINE), "")
+        return (noise.mean if noise is not None and noise.commit == commit else None), run
 
     def parent_model_bytes(self, parent_run: str) -> int | None:
         result = read_run_result(self.ws.run(parent_run).path) if parent_run else None

@@ -201,6 +201,9 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
         scheduler = Scheduler(lab, slots, chosen, limit, on_record=after)
         if scheduler.queue_noise_floor():
             events.message(f"measuring the noise floor on {len(slots)} slot(s)")
+        elif not signals.stop.is_set():
+            for line in scheduler.resume_candidates():
+                events.message(line)
         try:
             schedule = scheduler.run()
         except PgolfError:
