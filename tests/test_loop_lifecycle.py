@@ -299,3 +299,24 @@ def test_ctrl_c_during_promotions_starts_no_further_promotion(tmp_path: Path, mo
     assert summary.stop_reason == "stopped by the user" and len(summary.experiments) == 1
     said = next(m for m in display.messages if m.startswith("Ctrl-C"))
     assert "promotion in flight" in said and "finishing the run" not in said
+
+
+def test_run_proposal_runs_one_diff_through_the_same_judgement(tmp_path: Path):
+    from pgolf.loop.api import run_proposal
+
+    ws = make_workspace(tmp_path / "ws")
+    old = ws.train_script.read_text()
+    new = old.replace('"MATRIX_LR", 0.04', '"MATRIX_LR", 0.02')  # the fake's optimum: a real gain
+    ws.train_script.write_text(new)
+    diff = git.git(ws.root, "diff", "--", "train_gpt.py") + "\n"
+    git.git(ws.root, "checkout", "-q", "--", "train_gpt.py")
+    record = run_proposal(ws, description="halve the matrix lr", diff=diff)
+    assert record.kind == "decision" and record.status == "keep", record
+    assert record.verdict["n"] >= 3 and record.verdict["p_value"] <= record.verdict["alpha"]
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) == record.commit
+    # The agent's own edit of the workspace script (diff=None) is proposed the same way.
+    ws.train_script.write_text(ws.train_script.read_text().replace('"NUM_LAYERS", 4', '"NUM_LAYERS", 3'))
+    worse = run_proposal(ws, description="shallower")
+    assert worse.status == "discard" and "train_gpt.py" not in git.git(ws.root, "status", "--porcelain")
+    bad = run_proposal(ws, description="touches another file", diff="--- a/x.py\n+++ b/x.py\n@@ -0,0 +1 @@\n+x\n")
+    assert bad.status == "rejected"

@@ -12,7 +12,6 @@ from pgolf.loop.events import ExperimentRecord
 from pgolf.loop.inflight import InFlight
 from pgolf.loop.judging import REPLICATE_PREFIX, Candidate, decision_of, screened_count, verdict_for
 from pgolf.loop.lab import TIER, Lab, code_lines, write_json
-from pgolf.loop.noise import BASELINE_SEED
 from pgolf.loop.outcome import hard_decision, ledger_row, run_facts, with_reason
 from pgolf.loop.preflight import preflight
 from pgolf.loop.proposers.base import Proposal, ProposalContext, Proposer
@@ -75,7 +74,7 @@ def run_proposal(lab: Lab, slot: Slot, proposer: Proposer, others: Sequence[str]
     folder = lab.folder(run_id)
     worktree = lab.refs.slot_worktree(slot.index, best_commit)
     state = InFlight(run_id=run_id, kind="experiment", commit=best_commit, parent_commit=best_commit,
-                     parent_run=best_run, seed=BASELINE_SEED, description=f"{proposer.kind} proposal",
+                     parent_run=best_run, seed=lab.first_seed, description=f"{proposer.kind} proposal",
                      proposer=proposer.kind, phase="proposing", pgolf_pid=os.getpid(), slot=slot.index)
     lab.save(state)
     ctx = ProposalContext(ws=lab.ws, config=lab.config, rows=rows, noise=noise, best_bpb=best_bpb,

@@ -24,7 +24,7 @@ from pgolf.loop.events import ExperimentRecord, LoopEvents, QuietEvents
 from pgolf.loop.hyperparams import find, read_hyperparameters
 from pgolf.loop.inflight import InFlight
 from pgolf.loop.judge import KeepPolicy
-from pgolf.loop.noise import NoiseFloor, noise_floor
+from pgolf.loop.noise import BASELINE_SEED, NoiseFloor, noise_floor
 from pgolf.loop.proposers.base import Proposer
 from pgolf.loop.refs import Refs
 from pgolf.loop.slots import Slot
@@ -61,6 +61,7 @@ class Lab:
         self.budget = ws.budget(config)
         self.ruleset = config.get_ruleset()
         self.policy = KeepPolicy.from_config(config.loop)
+        self.first_seed = BASELINE_SEED  # a proposal's first run; the same seed as the first baseline: paired
         self._ids = threading.Lock()
 
     # -- state -------------------------------------------------------------------------------------

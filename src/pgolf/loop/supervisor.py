@@ -167,11 +167,12 @@ def _sweep_remote(ws: Workspace, config: PgolfConfig, events: LoopEvents) -> Non
 def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | None = None,
              proposer_kind: str | None = None, events: LoopEvents | None = None,
              backend: Backend | None = None, proposer: Proposer | None = None,
-             clock: Callable[[], float] = time.monotonic) -> LoopSummary:
+             clock: Callable[[], float] = time.monotonic, config: PgolfConfig | None = None,
+             first_seed: int | None = None) -> LoopSummary:
     """Recover, measure the noise floor if needed, then run experiments on every slot until a limit or
-    Ctrl-C stops the loop."""
+    Ctrl-C stops the loop. `first_seed`: the seed of each proposal's first run (default 1337)."""
     events = events or QuietEvents()
-    config = ws.config()
+    config = config or ws.config()
     kind = proposer_kind or config.proposer.kind
     max_experiments = experiments if experiments is not None else config.loop.max_experiments
     max_hours = hours if hours is not None else config.loop.max_hours
@@ -179,6 +180,8 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
     cancel = threading.Event()
     with workspace_lock(ws), _Signals(cancel, events) as signals:
         lab = Lab(ws, config, backend=backend, events=events, cancel=cancel, stop=signals.stop)
+        if first_seed is not None:
+            lab.first_seed = first_seed
         lab.refs.prepare()
         summary.recovered = "; ".join(recover(lab)) or None
         if summary.recovered:

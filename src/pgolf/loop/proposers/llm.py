@@ -6,20 +6,18 @@ A reply without a diff, or a diff that fails `git apply --check`, is recorded as
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-from pgolf import git
 from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.llm import LLMClient
-from pgolf.loop.proposers.base import Proposal, ProposalContext
+from pgolf.loop.proposers.base import Proposal, ProposalContext, apply_diff
 from pgolf.sections import render_experiments
 from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 REPLY_NAME = "llm_reply.txt"
-PROPOSED_PATCH = "proposed.patch"
+
 _PROGRAM_CHARS = 12_000
 
 SYSTEM_PROMPT = """You improve a language-model training script for OpenAI's Parameter Golf challenge:
@@ -52,20 +50,6 @@ def extract_diff(text: str) -> str | None:
     return None
 
 
-def _forbidden_change(root: Path, patch: Path) -> str:
-    """Why `git apply` of the patch would do more than edit train_gpt.py's content; "" when it would not.
-
-    git's own reading of the patch is asked, so renames, copies, new or deleted files and mode changes
-    (which carry no ---/+++ lines of their own) are seen as well.
-    """
-    listing = git.git(root, "apply", "--numstat", "--summary", "--recount", str(patch))
-    summary = [line.strip() for line in listing.splitlines() if line.startswith(" ")]
-    if summary:
-        return f"the diff would {'; '.join(summary)}; only the content of {TRAIN_SCRIPT} may change"
-    others = sorted({line.split("\t", 2)[-1] for line in listing.splitlines() if line} - {TRAIN_SCRIPT})
-    return f"the diff touches {', '.join(others)}; only {TRAIN_SCRIPT} may change" if others else ""
-
-
 def build_prompt(ctx: ProposalContext) -> str:
     """The user message: program.md, the history, and the whole current script."""
     program = ctx.ws.program_md.read_text(encoding="utf-8") if ctx.ws.program_md.exists() else ""
@@ -95,20 +79,7 @@ class LlmProposer:
         diff = extract_diff(reply.text)
         if diff is None:
             return Proposal(description, rejected="the reply holds no unified diff")
-        patch = ctx.run_dir / PROPOSED_PATCH
-        atomic_write_text(patch, diff)
-        try:
-            forbidden = _forbidden_change(ctx.root, patch)
-            if not forbidden:
-                git.git(ctx.root, "apply", "--check", "--recount", str(patch))
-        except git.GitError as err:
-            return Proposal(description, rejected=f"the diff does not apply: {err}")
-        if forbidden:
-            return Proposal(description, rejected=forbidden)
-        git.git(ctx.root, "apply", "--recount", str(patch))
-        if not git.git(ctx.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
-            return Proposal(description + " (the diff changes nothing)", changed=False)
-        return Proposal(description)
+        return apply_diff(ctx, diff, description)
 
     def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
         """The LLM sees outcomes through the history in the next prompt; nothing to do here."""
