@@ -60,10 +60,10 @@ NUM_LAYERS = { type = "int", low = 2, high = 8 }
 
 
 def make_workspace(root: Path, *, script: str = FAKE_TRAIN, search_space: str = SEARCH_SPACE,
-                   local_env: str = "", wallclock: float = 30, timeout: float = 60) -> Workspace:
+                   local_env: str = "", wallclock: float = 30, timeout: float = 60, slots: int = 1) -> Workspace:
     """A workspace in `root` whose train_gpt.py is `script` (the fake by default)."""
     root.parent.mkdir(parents=True, exist_ok=True)
     source = root.parent / f"{root.name}-train_gpt.py"
     source.write_text(script)
     return init_workspace(root, train_script=source, search_space=search_space, local_env=local_env,
-                          wallclock_seconds=wallclock, timeout_seconds=timeout, min_gain=0.002)
+                          wallclock_seconds=wallclock, timeout_seconds=timeout, min_gain=0.002, slots=slots)

@@ -11,14 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 
 from loop_fixtures import make_workspace
 from pgolf import git
-from pgolf.loop.refs import BEST_BRANCH, EXPLORE_BRANCH, TAG_PREFIX
+from pgolf.loop.refs import TAG_PREFIX
 from pgolf.status import HAS_SCORE
 from pgolf.workspace import Workspace
 
@@ -77,41 +74,6 @@ def _held_workspace(tmp_path: Path) -> tuple[Workspace, Path]:
     return ws, hold
 
 
-def test_kill_9_mid_run_then_run_again(tmp_path: Path):
-    ws, hold = _held_workspace(tmp_path)
-    before = ws.results_tsv.read_text()
-    proc = _pgolf(ws, "run", "-n", "3")
-    state = _wait_for_child(ws)
-    # A second loop is refused while this one runs.
-    second = _pgolf(ws, "run", "-n", "1")
-    out, _ = second.communicate(timeout=60)
-    assert second.returncode != 0 and "another `pgolf run`" in out and "Traceback" not in out
-    proc.kill()
-    proc.communicate(timeout=30)
-    deadline = time.monotonic() + 10  # the training process dies with its parent (PDEATHSIG on Linux)
-    while _alive(state["child_pid"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(state["child_pid"])
-    assert ws.results_tsv.read_text() == before  # the ledger is intact: nothing half-written
-    hold.unlink()
-    again = _pgolf(ws, "run", "-n", "1")
-    out, _ = again.communicate(timeout=120)
-    assert again.returncode == 0, out
-    assert f"recorded the interrupted run {state['run_id']} as crash" in out
-    rows = ws.ledger().rows()
-    assert ws.results_tsv.read_text().startswith(before)
-    crashed = next(r for r in rows if r.run_id == state["run_id"])
-    assert crashed.status == "crash" and crashed.commit == state["commit"]
-    assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{state['run_id']}^{{commit}}") == state["commit"]
-    assert rows[-1].run_id > state["run_id"] and rows[-1].status in HAS_SCORE  # the loop went on
-    assert _in_flight(ws) == []
-    assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
-    # The search trial the killed loop had asked for was failed, not left running forever.
-    storage = JournalStorage(JournalFileBackend(str(ws.state_dir / "search-tpe.journal")))
-    states = [t.state.name for t in optuna.load_study(study_name="pgolf-tpe", storage=storage).trials]
-    assert "RUNNING" not in states and "FAIL" in states
-
-
 def test_ctrl_c_finishes_the_run_then_twice_aborts(tmp_path: Path):
     ws, hold = _held_workspace(tmp_path)
     proc = _pgolf(ws, "run", "-n", "5")
@@ -138,3 +100,33 @@ def test_ctrl_c_finishes_the_run_then_twice_aborts(tmp_path: Path):
     assert row.run_id == second["run_id"] and row.status == "aborted"
     assert not _alive(second["child_pid"])
     assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{row.run_id}^{{commit}}") == second["commit"]
+
+
+def test_a_closed_stdout_never_stops_the_loop(tmp_path: Path):
+    """`pgolf run | head -1`: the reader goes away; the loop finishes its runs and records them."""
+    ws = make_workspace(tmp_path / "ws")
+    proc = _pgolf(ws, "run", "-n", "2")
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # head -1 exits
+    assert proc.wait(timeout=120) == 0
+    rows = ws.ledger().rows()
+    assert len([r for r in rows if r.description.startswith("tpe: ")]) == 2
+    assert _in_flight(ws) == []
+    assert "stdout was closed" in ws.loop_log.read_text()
+
+
+def test_one_ctrl_c_through_a_dead_pipe_finishes_the_run(tmp_path: Path):
+    """`pgolf run | tee log`, then Ctrl-C: tee dies with the pipe, pgolf finishes the run in flight."""
+    ws, hold = _held_workspace(tmp_path)
+    proc = _pgolf(ws, "run", "-n", "5")
+    first = _wait_for_child(ws)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the terminal's SIGINT killed tee
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert _alive(first["child_pid"])  # the training never saw the Ctrl-C
+    hold.unlink()
+    assert proc.wait(timeout=60) == 0
+    row = next(r for r in ws.ledger().rows() if r.run_id == first["run_id"])
+    assert row.status in HAS_SCORE and _in_flight(ws) == []

@@ -226,6 +226,7 @@ DEFAULT_TEMPLATE_VALUES: dict[str, Any] = {
     "wallclock_seconds": 600,
     "timeout_seconds": 1800,
     "local_env": "",
+    "slots": 1,
     "min_gain": 0.002,
     "search_space": (
         "[proposer.search_space]         # searched values are rewritten in train_gpt.py's defaults\n"

@@ -101,7 +101,7 @@ class LiveDisplay:
         try:
             self.out.print(renderable, soft_wrap=True)
             self.out.file.flush()
-        except (BrokenPipeError, OSError, ValueError):
+        except (OSError, ValueError, SystemExit):  # Rich answers a broken pipe with SystemExit(1)
             self._stdout_gone()
 
     def _stdout_gone(self) -> None:

@@ -3,8 +3,8 @@
 Run as a script (`python -S launcher.py -- ARGV…`, stdlib only, so it starts in milliseconds). It makes
 itself a child subreaper, so the command's descendants stay its descendants even when they start their
 own sessions (torchrun's workers do) or lose their parent (`sh -c`). It ends the whole tree, TERM then
-KILL, when it gets SIGTERM/SIGINT/SIGHUP, and when pgolf dies (a `kill -9` of pgolf included): it
-watches its parent pid. Its exit code is the command's (128 + N for a signal N).
+KILL, when it gets SIGTERM/SIGINT/SIGHUP, and with KILL at once when pgolf dies (a `kill -9` of pgolf
+included): it watches its parent pid. Its exit code is the command's (128 + N for a signal N).
 """
 
 import contextlib
@@ -103,7 +103,13 @@ def main(argv):
             break
         except subprocess.TimeoutExpired:
             pass
-        if stopping or os.getppid() != parent:
+        if os.getppid() != parent:
+            # pgolf is gone (a kill -9): nobody waits for a graceful end, and the run is recorded as a
+            # crash by the next start, so the tree goes at once.
+            end_tree(grace=0.0)
+            code = proc.wait()
+            break
+        if stopping:
             end_tree()
             code = proc.wait()
             break
