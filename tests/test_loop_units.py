@@ -165,3 +165,10 @@ def test_promotion_queues_only_with_a_remote_tier_and_enough_gain(tmp_path: Path
     assert running_baseline(rows, 1.3) == 1.2
     again = decide_promotion(remote, budget, rows, val_bpb=1.19, artifact_bytes=10, baseline_mean=1.3)
     assert again.promoted == "no"
+
+
+def test_a_wallclock_cut_of_a_step_limited_run_is_a_crash_never_a_score():
+    cut = _facts(wallclock_cut="stopping_early: wallclock_cap train_time:120010ms step:7/20")
+    failed, _ = gate_failure(cut, artifact_limit=16_000_000, wallclock_seconds=200.0, step_limited=True)
+    assert failed is not None and failed.status == "crash" and "step:7/20" in failed.reason
+    assert gate_failure(cut, artifact_limit=16_000_000, wallclock_seconds=200.0)[0] is None  # wallclock-limited

@@ -29,7 +29,7 @@ from pgolf.compute.runpod import RunpodBackend, RunpodClient, RunpodError
 from pgolf.compute.ssh import PID_FILE, SshBackend
 from pgolf.errors import PgolfError
 from pgolf.ledger import LedgerRow
-from pgolf.loop.promote import InFlight, promote_run, run_promotion_queue, sweep_at_start
+from pgolf.loop.promote import InFlight, plan_promotion, promote_run, run_promotion_queue, sweep_at_start
 from pgolf.workspace import Workspace, init_workspace
 from sshd_server import LocalSshd, running_sshd
 
@@ -537,4 +537,28 @@ def test_a_lost_create_answer_with_a_working_listing_settles_the_pod_at_once(set
     assert s.mine() == []
     (entry,) = budget.history()
     assert entry.state == "settled" and entry.actual_usd == pytest.approx(21.52 * 600 / 3600)
+    _assert_other_untouched(s)
+
+
+def test_two_concurrent_runpod_workers_never_reserve_past_the_credits(setup: Setup):
+    s = setup
+    s.ws.ledger().append(LedgerRow(commit=git.head_commit(s.ws.root), tier="local", val_bpb=1.29,
+                                   artifact_bytes=100_000, memory_gb=None, status="keep", promoted="pending",
+                                   run_id="L2", seed=8, description="try y"))
+    one = plan_promotion(s.ws, s.ws.config(), "L1", yes=True).reserved_usd
+    text = s.ws.config_path.read_text().replace("total_usd = 100.0", f"total_usd = {one * 1.5:.4f}")
+    s.ws.config_path.write_text(text.replace("gpu_count = 8", "gpu_count = 8\nmax_pods = 2"))
+    config = s.ws.config()
+    assert config.tiers.runpod.max_pods == 2
+    s.fake.polls_until_ready = 2  # the winner holds its reservation for seconds; the other asks in milliseconds
+    results = run_promotion_queue(s.ws, config, yes=True)
+    # Both workers started at once; the budget let exactly one reserve, the other is refused with why.
+    assert sorted(r.status for r in results) == ["keep", "refused"], [(r.status, r.reason) for r in results]
+    refused = next(r for r in results if r.status == "refused")
+    assert refused.reason.startswith("reserve:")
+    creates = [c for c in s.fake.calls if c.method == "POST" and c.path == "/v1/pods"]
+    assert len(creates) == 1
+    st = s.ws.budget().status()
+    assert st.spent_usd <= one * 1.5 and st.reserved_usd == 0
+    assert [e.state for e in s.ws.budget().history()] == ["settled"]
     _assert_other_untouched(s)

@@ -60,6 +60,8 @@ class LocalTier(_Section):
     # Runs at once: a number, or "auto" (one per gpus_per_slot visible CUDA GPUs, else 1).
     slots: StrictInt | Literal["auto"] = Field(default=1)
     gpus_per_slot: int = Field(default=1, gt=0, le=64)
+    # Runs end at ITERATIONS; a run the wallclock cap stopped earlier is a crash, never a silent score.
+    step_limited: bool = False
 
     @field_validator("slots")
     @classmethod
@@ -91,6 +93,7 @@ class SshTier(_Section):
     command: str = REMOTE_COMMAND
     sync_data: bool = False
     fetch: list[str] = Field(default_factory=lambda: list(REMOTE_FETCH))
+    slots: int = Field(default=1, gt=0, le=64)  # promotions run on the host at once
 
 
 class RunpodTier(_Section):
@@ -107,6 +110,7 @@ class RunpodTier(_Section):
     data_dir: str = "/workspace/data"
     env: dict[str, str] = Field(default_factory=dict)
     ready_timeout_seconds: float = Field(default=600.0, gt=0)
+    max_pods: int = Field(default=1, gt=0, le=64)  # promotions (one pod each) at once
     timeout_seconds: float = Field(default=1800.0, gt=0)
     price_per_gpu_hour: float | None = Field(default=None, ge=0)
     ssh_user: str = "root"

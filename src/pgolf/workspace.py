@@ -227,6 +227,8 @@ DEFAULT_TEMPLATE_VALUES: dict[str, Any] = {
     "timeout_seconds": 1800,
     "local_env": "",
     "slots": 1,
+    "local_extra": "",
+    "loop_extra": "",
     "min_gain": 0.002,
     "search_space": (
         "[proposer.search_space]         # searched values are rewritten in train_gpt.py's defaults\n"

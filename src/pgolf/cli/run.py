@@ -69,24 +69,29 @@ def _where_next(root: Path) -> None:
 
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder of the demo workspace (created when missing).")] = Path("demo"),
-    experiments: Annotated[int, typer.Option("--experiments", "-n", min=1, help="Search experiments to run.")] = 3,
+    experiments: Annotated[int, typer.Option("--experiments", "-n", min=1, help="Search experiments to run.")] = 2,
     seconds: Annotated[float, typer.Option("--seconds", min=1.0,
                                            help="Cap on the training seconds of one run (the demo is step-limited; "
-                                                "this only stops a slow proposal).")] = 120.0,
+                                                "a run this cap cuts is recorded as a crash).")] = 600.0,
 ) -> None:
-    """Try pgolf offline in a few minutes: a demo workspace, a noise floor, three search experiments.
+    """Try pgolf offline in a few minutes: a demo workspace, a noise floor, two search experiments on two slots.
 
-    Builds a corpus from Python's own documentation, creates a workspace with a small model, measures the noise floor with two seeds, then runs Optuna search experiments that rewrite the script's hyperparameter defaults.
+    Builds a corpus from Python's own documentation, creates a workspace with a small model, measures the noise floor with two seeds, then runs Optuna search experiments that rewrite the script's hyperparameter defaults; a promising change is replicated with paired seeds before it is kept. Ends with a plain summary: the noise floor, the bar, what was kept and why.
 
     Running it again in the same folder continues the search there.
     """
-    from pgolf.loop.demo import prepare_demo
+    from pgolf.loop.demo import demo_summary, prepare_demo
 
     console.print(f"Preparing the demo workspace in [bold]{directory}[/] …")
     ws = prepare_demo(directory, train_seconds=seconds, progress=lambda msg: console.print(f"  {msg}"))
     with LiveDisplay(total=experiments, log_path=ws.loop_log) as display:
         summary = run_loop(ws, experiments=experiments, events=display)
+    if display.broken:
+        return
     console.print(results_table(summary, f"pgolf demo: {summary.stop_reason}"))
+    console.print("")
+    for line in demo_summary(ws):
+        console.print(line, markup=False, soft_wrap=False)
     _where_next(ws.root)
     console.print(f"Next: `cd {directory}` and `pgolf run -n 10` for more, or `pgolf run --proposer agent` "
                   "with an agent_command in pgolf.toml.", soft_wrap=True)

@@ -26,6 +26,7 @@ class RunFacts:
     train_seconds: float | None
     step_seconds: float | None = None  # average step time, the overrun a wallclock stop may show
     reason: str = ""
+    wallclock_cut: str = ""  # the script's `stopping_early: wallclock_cap` line, when it printed one
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,17 @@ def run_failure(facts: RunFacts) -> Decision | None:
     return None
 
 
-def gate_failure(facts: RunFacts, *, artifact_limit: int,
-                 wallclock_seconds: float | None) -> tuple[Decision | None, tuple[Gate, ...]]:
-    """The hard gates, in order (no score, artifact size, training time): the failing decision or None,
-    and the gates' verdicts. `wallclock_seconds` None skips the time gate (a remote tier judges its own)."""
+def gate_failure(facts: RunFacts, *, artifact_limit: int, wallclock_seconds: float | None,
+                 step_limited: bool = False) -> tuple[Decision | None, tuple[Gate, ...]]:
+    """The hard gates, in order (no score, a wallclock cut of a step-limited run, artifact size, training
+    time): the failing decision or None, and the gates' verdicts. `wallclock_seconds` None skips the time
+    gate (a remote tier judges its own)."""
     failed = run_failure(facts)
     if failed:
         return failed, ()
+    if step_limited and facts.wallclock_cut:
+        return Decision(Status.CRASH, f"the wallclock cap cut this step-limited run ({facts.wallclock_cut}); "
+                                      "its score would not be comparable"), ()
     gates = hard_gates(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds or 0.0)
     if wallclock_seconds is None:
         gates = gates[:1]

@@ -52,7 +52,8 @@ def _measure(lab: Lab, slot: Slot, state: InFlight, scored: str, *, oversize_ok:
     lab.save(state)
     outcome, result = lab.execute(state, slot)
     failed, _gates = hard_decision(run_facts(outcome, result), artifact_limit=lab.ruleset.artifact_limit_bytes,
-                                   wallclock_seconds=lab.config.tiers.local.wallclock_seconds)
+                                   wallclock_seconds=lab.config.tiers.local.wallclock_seconds,
+                                  step_limited=lab.config.tiers.local.step_limited)
     if failed and failed.status == Status.OVERSIZE and oversize_ok:
         failed = None
     status, reason = (failed.status, failed.reason) if failed else (scored, "")
@@ -133,7 +134,8 @@ def _run_change(lab: Lab, slot: Slot, state: InFlight, proposer: Proposer, ctx: 
         return lab.finish(state, status, None, check.failure, 0.0), None
     outcome, result = lab.execute(state, slot)
     failed, gates = hard_decision(run_facts(outcome, result), artifact_limit=lab.ruleset.artifact_limit_bytes,
-                                  wallclock_seconds=lab.config.tiers.local.wallclock_seconds)
+                                  wallclock_seconds=lab.config.tiers.local.wallclock_seconds,
+                                  step_limited=lab.config.tiers.local.step_limited)
     if failed is not None:
         lab.record(state, _row(state, failed.status, result, failed.reason), proposer, failed.as_dict())
         return lab.finish(state, failed.status, result, failed.reason, outcome.seconds), None

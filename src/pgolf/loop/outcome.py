@@ -41,13 +41,24 @@ def run_facts(outcome: RunOutcome, result: RunResult | None) -> RunFacts:
         artifact_bytes=result.artifact_bytes if result else None,
         train_seconds=result.train_seconds if result else None, reason=reason,
         step_seconds=result.step_avg_ms / 1000 if result and result.step_avg_ms else None,
+        wallclock_cut=_wallclock_line(outcome.log_path),
     )
 
 
-def hard_decision(facts: RunFacts, *, artifact_limit: int,
-                  wallclock_seconds: float | None) -> tuple[Decision | None, tuple[Gate, ...]]:
+def hard_decision(facts: RunFacts, *, artifact_limit: int, wallclock_seconds: float | None,
+                  step_limited: bool = False) -> tuple[Decision | None, tuple[Gate, ...]]:
     """The failing hard gate (crash, timeout, aborted, oversize), or None for a scored run within them."""
-    return gate_failure(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds)
+    return gate_failure(facts, artifact_limit=artifact_limit, wallclock_seconds=wallclock_seconds,
+                        step_limited=step_limited)
+
+
+def _wallclock_line(log_path: Path) -> str:
+    """The `stopping_early: wallclock_cap …` line of a log, or ""."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            return next((line.strip() for line in fh if line.startswith("stopping_early: wallclock_cap")), "")
+    except OSError:
+        return ""
 
 
 def ledger_row(*, commit: str, tier: str, status: str, result: RunResult | None, description: str,

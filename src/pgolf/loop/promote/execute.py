@@ -38,7 +38,7 @@ from pgolf.loop.promote.plan import (
     tier_settings,
 )
 from pgolf.loop.promote.recover import recover_promotions
-from pgolf.loop.promotion import pending_promotions
+from pgolf.loop.promotion import pending_promotions, remote_tier_name
 from pgolf.status import Status
 from pgolf.workspace import Workspace
 
@@ -162,17 +162,44 @@ def _execute(ws: Workspace, config: PgolfConfig, plan: PromotionPlan, backend: B
     return PromotionResult(plan, status, note, cost, saved, row, outcome)
 
 
+def promotion_workers(config: PgolfConfig) -> int:
+    """How many promotions may run at once: the RunPod tier's max_pods, the SSH host's slots, else 1."""
+    tier = tier_settings(config, remote_tier_name(config))
+    if isinstance(tier, RunpodTier):
+        return tier.max_pods
+    return tier.slots if isinstance(tier, SshTier) else 1
+
+
 def run_promotion_queue(ws: Workspace, config: PgolfConfig, *, yes: bool = False,
                         on_line: LineCallback | None = None,
                         cancel: threading.Event | None = None) -> list[PromotionResult]:
-    """Promote every pending local row, oldest first; stop at the first transient refusal, and start
-    nothing new once `cancel` is set (a promotion under way is stopped by it too)."""
+    """Promote every pending local row, oldest first, on up to `promotion_workers` workers at once; start
+    nothing new after a transient refusal or once `cancel` is set (a promotion under way is stopped by it
+    too). Every worker reserves before it starts, and the budget serialises reservations, so concurrent
+    workers can never spend past the credits."""
+    todo = list(pending_promotions(ws.ledger().rows()))
     results: list[PromotionResult] = []
-    for row in pending_promotions(ws.ledger().rows()):
-        if cancel is not None and cancel.is_set():
-            break
-        result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line, cancel=cancel)
-        results.append(result)
-        if result.status == "pending":  # rate limit, confirmation or configuration: later rows would wait too
-            break
+    lock, halt = threading.Lock(), threading.Event()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not todo or halt.is_set() or (cancel is not None and cancel.is_set()):
+                    return
+                row = todo.pop(0)
+            result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line, cancel=cancel)
+            with lock:
+                results.append(result)
+            if result.status == "pending":  # rate limit, confirmation or configuration: later rows would wait too
+                halt.set()
+
+    count = min(promotion_workers(config), max(len(todo), 1))
+    if count == 1:
+        worker()
+        return results
+    threads = [threading.Thread(target=worker, name=f"pgolf-promote-{i}", daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return results
