@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 from pgolf.workspace import Workspace, init_workspace
@@ -67,3 +69,12 @@ def make_workspace(root: Path, *, script: str = FAKE_TRAIN, search_space: str = 
     source.write_text(script)
     return init_workspace(root, train_script=source, search_space=search_space, local_env=local_env,
                           wallclock_seconds=wallclock, timeout_seconds=timeout, min_gain=0.002, slots=slots)
+
+
+def in_flight(ws: Workspace) -> list[dict]:
+    """The loop's in-flight records (`.pgolf/running/*.json`) as plain data."""
+    states = []
+    for path in sorted(ws.running_dir.glob("*.json")) if ws.running_dir.is_dir() else ():
+        with contextlib.suppress(OSError, ValueError):
+            states.append(json.loads(path.read_text()))
+    return states

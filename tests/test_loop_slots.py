@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from loop_fixtures import make_workspace
+from loop_fixtures import in_flight, make_workspace
 from pgolf import git
 from pgolf.compute.local import processes_in
 from pgolf.config import LocalTier
@@ -95,14 +94,6 @@ def _pgolf(ws: Workspace, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _in_flight(ws: Workspace) -> list[dict]:
-    states = []
-    for path in sorted(ws.running_dir.glob("*.json")) if ws.running_dir.is_dir() else ():
-        with contextlib.suppress(OSError, ValueError):
-            states.append(json.loads(path.read_text()))
-    return states
-
-
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0] != "Z"
@@ -114,13 +105,13 @@ def _wait_for(ws: Workspace, count: int, workers: int, timeout: float = 90) -> l
     """`count` experiments in flight, each with `workers` training processes started in its folder."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [s for s in _in_flight(ws) if s.get("kind") == "experiment" and s.get("child_pid")]
+        states = [s for s in in_flight(ws) if s.get("kind") == "experiment" and s.get("child_pid")]
         started = [s for s in states if (ws.run(s["run_id"]).log.is_file()
                                           and ws.run(s["run_id"]).log.read_text().count("started pid") >= workers)]
         if len(started) >= count:
             return started
         time.sleep(0.1)
-    raise AssertionError(f"fewer than {count} experiments started ({_in_flight(ws)})")
+    raise AssertionError(f"fewer than {count} experiments started ({in_flight(ws)})")
 
 
 @pytest.mark.parametrize("command", [f"sh -c '{sys.executable} train_gpt.py; true'", "torchrun"])
@@ -156,7 +147,7 @@ def test_kill_9_with_two_runs_in_flight_leaves_no_process_and_records_both_once(
         assert len(mine) == 1 and mine[0].status == "crash" and mine[0].commit == state["commit"], mine
         assert f"recorded the interrupted run {state['run_id']} as crash" in out
         assert git.git(ws.root, "rev-parse", f"{TAG_PREFIX}{state['run_id']}^{{commit}}") == state["commit"]
-    assert _in_flight(ws) == []
+    assert in_flight(ws) == []
     assert git.git(ws.root, "rev-parse", EXPLORE_BRANCH) == git.git(ws.root, "rev-parse", BEST_BRANCH)
     # The search study resumes: the killed loop's pending trials were failed, none is left running.
     storage = JournalStorage(JournalFileBackend(str(ws.search_journal("tpe"))))

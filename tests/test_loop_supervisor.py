@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loop_fixtures import make_workspace
+from loop_fixtures import in_flight, make_workspace
 from pgolf import git
 from pgolf.loop.refs import TAG_PREFIX
 from pgolf.status import HAS_SCORE
@@ -28,19 +26,11 @@ def _pgolf(ws: Workspace, *args: str, **kw) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _in_flight(ws: Workspace) -> list[dict]:
-    states = []
-    for path in sorted(ws.running_dir.glob("*.json")) if ws.running_dir.is_dir() else ():
-        with contextlib.suppress(OSError, ValueError):
-            states.append(json.loads(path.read_text()))
-    return states
-
-
 def _wait_for_children(ws: Workspace, count: int = 1, timeout: float = 60) -> list[dict]:
     """The in-flight states once `count` experiments' training processes have started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        started = [s for s in _in_flight(ws) if s.get("kind") == "experiment" and s.get("child_pid")]
+        started = [s for s in in_flight(ws) if s.get("kind") == "experiment" and s.get("child_pid")]
         if len(started) >= count:
             return started
         time.sleep(0.05)
@@ -112,7 +102,7 @@ def test_a_closed_stdout_never_stops_the_loop(tmp_path: Path):
     assert proc.wait(timeout=120) == 0
     rows = ws.ledger().rows()
     assert len([r for r in rows if r.description.startswith("tpe: ")]) == 2
-    assert _in_flight(ws) == []
+    assert in_flight(ws) == []
     assert "stdout was closed" in ws.loop_log.read_text()
 
 
@@ -129,4 +119,4 @@ def test_one_ctrl_c_through_a_dead_pipe_finishes_the_run(tmp_path: Path):
     hold.unlink()
     assert proc.wait(timeout=60) == 0
     row = next(r for r in ws.ledger().rows() if r.run_id == first["run_id"])
-    assert row.status in HAS_SCORE and _in_flight(ws) == []
+    assert row.status in HAS_SCORE and in_flight(ws) == []

@@ -102,14 +102,11 @@ class Scheduler:
     def _floor_ready(self) -> bool:
         return self.lab.noise() is not None
 
-    def _push(self, job: Job, front: bool = False) -> None:
+    def _push(self, job: Job) -> None:
         if job.key in self._keys:
-            return
+            return  # queued or running already: the candidates waiting for it share it
         self._keys.add(job.key)
-        if front:
-            self.queue.appendleft(job)
-        else:
-            self.queue.append(job)
+        self.queue.append(job)
 
     def _judge(self, candidate: Candidate) -> None:
         """Ask the judge; queue what a `replicate` verdict names, or record the decision."""
@@ -129,8 +126,8 @@ class Scheduler:
             self._judge(candidate)
             return
         candidate.pending = {job.key for job in jobs}
-        for job in reversed(jobs):  # before new proposals: a candidate half-judged holds up nothing else
-            self._push(job, front=True)
+        for job in jobs:  # queued runs go before new proposals, oldest candidate first
+            self._push(job)
 
     def _finished(self, job: Job, record: ExperimentRecord) -> None:
         """A replicate or paired run ended: judge every candidate that was waiting only for it."""
