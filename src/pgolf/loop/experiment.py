@@ -106,7 +106,6 @@ def _no_run(lab: Lab, state: InFlight, proposal: Proposal, status: str, reason: 
     write_json(lab.folder(state.run_id).decision, {"status": status, "reason": reason})
     with lab.refs.lock:
         lab.ledger.append(row)
-        lab.refs.reset_explore()
         if state.proposal_state:
             proposer.observe(state.proposal_state, status, score)
         state.clear(lab.ws)

@@ -32,13 +32,17 @@ class Refs:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.lock = threading.RLock()
+        self._best = ""  # pgolf/best as this loop last read or moved it (it alone moves it while it runs)
 
     def git(self, *args: str, check: bool = True, cwd: Path | None = None) -> str:
         return git.git(cwd or self.ws.root, *args, check=check)
 
     def best_commit(self) -> str:
         """The commit pgolf/best points at."""
-        return self.git("rev-parse", BEST_BRANCH)
+        with self.lock:
+            if not self._best:
+                self._best = self.git("rev-parse", BEST_BRANCH)
+            return self._best
 
     def _has_branch(self, name: str) -> bool:
         return bool(self.git("rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False))
@@ -51,6 +55,7 @@ class Refs:
         if self.git("status", "--porcelain", "--", TRAIN_SCRIPT):
             raise WorkspaceError(f"{TRAIN_SCRIPT} has uncommitted changes; commit them (they become the "
                                  "starting point) or discard them before `pgolf run`")
+        self._best = ""
         if not self._has_branch(BEST_BRANCH):
             self.git("branch", BEST_BRANCH, "HEAD")
         if not self._has_branch(EXPLORE_BRANCH):
@@ -78,11 +83,16 @@ class Refs:
             if commit and commit != parent_commit:
                 if status == Status.KEEP:
                     self.git("branch", "-f", BEST_BRANCH, commit)
+                    self._best = commit
                 elif status != Status.REPLICATE:  # a candidate still being replicated is tagged when judged
                     tag = TAG_PREFIX + run_id
-                    if not self.git("rev-parse", "--verify", "-q", f"refs/tags/{tag}", check=False):
-                        self.git("tag", tag, commit)
-            self.reset_explore()
+                    if not self.git("tag", tag, commit, check=False) and not self._has_tag(tag):
+                        raise WorkspaceError(f"could not tag {commit[:8]} as {tag}")
+            if status == Status.KEEP or self.git("rev-parse", "HEAD") != self.best_commit():
+                self.reset_explore()  # proposals never touch this checkout: only a keep (or recovery) moves it
+
+    def _has_tag(self, tag: str) -> bool:
+        return bool(self.git("rev-parse", "--verify", "-q", f"refs/tags/{tag}", check=False))
 
     # -- slots -------------------------------------------------------------------------------------
 
@@ -97,13 +107,11 @@ class Refs:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.git("worktree", "add", "-q", "--detach", "--force", str(path), commit)
                 return path
-        self.git("checkout", "-q", "--detach", "--force", commit, cwd=path)
-        self.git("reset", "-q", "--hard", commit, cwd=path)
+        self.git("reset", "-q", "--hard", commit, cwd=path)  # slots are always detached: this moves HEAD too
         self.git("clean", "-q", "-f", "-d", "-x", cwd=path)  # whatever the last proposer left in the slot
         return path
 
     def commit_slot(self, path: Path, message: str) -> str:
         """Commit the slot's train_gpt.py (detached: no branch moves) and return the commit."""
-        self.git("add", TRAIN_SCRIPT, cwd=path)
-        self.git("commit", "-q", "--no-verify", "-m", message, cwd=path)
+        self.git("commit", "-q", "--no-verify", "-m", message, "--", TRAIN_SCRIPT, cwd=path)
         return git.head_commit(path)
