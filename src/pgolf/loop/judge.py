@@ -10,8 +10,8 @@ The design (the maths is in docs/architecture.md, "Replicated, noise-aware keeps
 - Replication: the candidate runs fresh seeds that the incumbent also runs (paired seeds).
 - The test: d_i = incumbent(s_i) − candidate(s_i); t = (mean(d) − min_gain) / (σ·√(2/n)) against a
   Student t with σ's degrees of freedom. The candidate whose screening run was the k-th to clear the
-  bar is tested at α_k = α·6/(π²k²), so Σ_k α_k = α: the chance that a session keeps ANY change that
-  is not better by min_gain is at most α, however many candidates it tries.
+  bar is tested at α_k (see `KeepPolicy.alpha_for`) with Σ_k α_k = α: the chance that a session keeps
+  ANY change that is not better by min_gain is at most α, however many candidates it tries.
 - Two looks (at `replicates` and `max_replicates` pairs) split α_k in halves; after the first look
   only a candidate whose estimated gain beats min_gain runs more seeds (stopping early for futility
   only lowers the error rate).
@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 Action = Literal["replicate", "keep", "discard"]
 
-_SPEND = 6.0 / math.pi ** 2  # Σ_{k≥1} 1/k² = π²/6
+_TAIL = 0.1  # the share of α left for candidates past the horizon, spent as 1/j² (Σ 1/j² = π²/6)
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,16 @@ class KeepPolicy:
     alpha: float = 0.05  # chance, per session, of keeping any change that is not better by min_gain
     min_gain: float = 0.002  # a keep must beat the incumbent by more than this (bpb)
     screen_sigmas: float = 1.0  # the first run must beat the incumbent's mean by this many σ of a difference
-    replicates: int = 3  # paired seeds at the first look
-    max_replicates: int = 6  # paired seeds at the last look (== replicates: one look)
-    equal_sigmas: float = 1.0  # a shorter script may be worse by up to this many σ and still be "equal"
+    replicates: int = 4  # paired seeds at the first look
+    max_replicates: int = 10  # paired seeds at the last look (== replicates: one look)
+    equal_sigmas: float = 2.0  # a shorter script may be worse by up to this many σ and still be "equal"
+    alpha_horizon: int = 8  # the first this many screened-in candidates share 90% of α evenly
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), not {self.alpha}")
+        if self.alpha_horizon < 1:
+            raise ValueError("alpha_horizon must be >= 1")
         if self.replicates < 1 or self.max_replicates < self.replicates:
             raise ValueError("need 1 <= replicates <= max_replicates")
         if min(self.min_gain, self.screen_sigmas, self.equal_sigmas) < 0:
@@ -89,7 +92,7 @@ class KeepPolicy:
         """The policy of a `[loop]` section (a LoopConfig, or anything with the same attributes)."""
         return cls(alpha=loop.alpha, min_gain=loop.min_gain, screen_sigmas=loop.screen_sigmas,
                    replicates=loop.replicates, max_replicates=loop.max_replicates,
-                   equal_sigmas=loop.equal_sigmas)
+                   equal_sigmas=loop.equal_sigmas, alpha_horizon=loop.alpha_horizon)
 
     @property
     def looks(self) -> tuple[int, ...]:
@@ -98,9 +101,15 @@ class KeepPolicy:
             self.replicates, self.max_replicates)
 
     def alpha_for(self, candidates_tested: int) -> float:
-        """α_k for the candidate that is the (candidates_tested + 1)-th to clear the screening bar."""
+        """α_k for the candidate that is the k = (candidates_tested + 1)-th to clear the screening bar.
+
+        k <= H (alpha_horizon): α·0.9/H each; k > H: α·0.1·(6/π²)/(k − H)². Σ_k α_k = α.
+        """
         k = max(0, candidates_tested) + 1
-        return self.alpha * _SPEND / (k * k)
+        if k <= self.alpha_horizon:
+            return self.alpha * (1 - _TAIL) / self.alpha_horizon
+        j = k - self.alpha_horizon
+        return self.alpha * _TAIL * 6.0 / (math.pi ** 2 * j * j)
 
 
 @dataclass(frozen=True)
@@ -289,7 +298,8 @@ def t_sf(t: float, dof: int) -> float:
         raise ValueError("a t distribution needs dof >= 1")
     if math.isinf(t):
         return 0.0 if t > 0 else 1.0
-    tail = 0.5 * _betainc(dof / 2.0, 0.5, dof / (dof + t * t))  # P(|T| > |t|) / 2
+    # P(|T| > |t|) / 2, with x = dof/(dof+t²) and 1-x given separately (no cancellation near t = 0)
+    tail = 0.5 * _betainc(dof / 2.0, 0.5, dof / (dof + t * t), t * t / (dof + t * t))
     return tail if t > 0 else 1.0 - tail
 
 
@@ -313,16 +323,15 @@ def t_isf(p: float, dof: int) -> float:
     return (lo + hi) / 2
 
 
-def _betainc(a: float, b: float, x: float) -> float:
-    """I_x(a, b), by the continued fraction of the incomplete beta function (Lentz's method)."""
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """I_x(a, b) with y = 1 - x, by the continued fraction of the incomplete beta function (Lentz's method)."""
     if x <= 0:
         return 0.0
-    if x >= 1:
+    if y <= 0:
         return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x)
-                 + b * math.log1p(-x))
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
     if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point: use the symmetry
-        return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1 - x) / b
+        return 1.0 - math.exp(log_front) * _beta_fraction(b, a, y) / b
     return math.exp(log_front) * _beta_fraction(a, b, x) / a
 
 
