@@ -90,7 +90,7 @@ def test_alpha_spending_sums_to_at_most_alpha_flat_then_decreasing():
     assert spent[:horizon] == [pytest.approx(0.9 * POLICY.alpha / horizon)] * horizon
     tail = spent[horizon:]
     assert sum(tail) == pytest.approx(0.1 * POLICY.alpha, rel=1e-4)
-    assert all(a > b for a, b in zip(tail, tail[1:]))
+    assert all(a > b for a, b in zip(tail, tail[1:], strict=False))
     assert POLICY.alpha_for(-3) == POLICY.alpha_for(0)
 
 
