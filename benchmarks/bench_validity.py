@@ -29,14 +29,17 @@ the training command; fewer sessions, minutes each.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import statistics
 import sys
 import tomllib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pgolf.config import LoopConfig, SearchParam
@@ -237,7 +240,10 @@ def measure(rule: str, sessions: int, experiments: int, rho: float, sampler: str
             else:
                 out = session_judge(world, proposer, base, experiments, policy, loop.noise_seeds)
             results[name].append(out)
-    null, effect = results["null"], results["effect"]
+    return _rates(results["null"], results["effect"], sessions)
+
+
+def _rates(null: list[Outcome], effect: list[Outcome], sessions: int) -> Rates:
     return Rates(
         null_any=sum(o.keeps > 0 for o in null) / len(null),
         null_keeps=statistics.fmean(o.keeps for o in null),
@@ -257,20 +263,113 @@ def _interval(share: float, n: int) -> str:
     return f"[{max(0.0, centre - half):.1%}, {min(1.0, centre + half):.1%}]"
 
 
-def report(rows: dict[str, Rates], experiments: int, mode: str) -> bool:
-    """Print the table; True when the judge meets both targets."""
-    print(f"{mode}: {next(iter(rows.values())).sessions} sessions per world, {experiments} proposals each")
-    print(f"{'rule':<8}{'null: any keep':>16}{'95% CI':>18}{'keeps/session':>15}"
+def report(rows: dict[str, Rates], experiments: int, mode: str, judged: str = "judge") -> bool:
+    """Print the table; True when the row `judged` meets both targets."""
+    print(f"{mode}: {experiments} proposals per session")
+    print(f"{'rule':<12}{'sessions':>9}{'null: any keep':>16}{'95% CI':>18}{'keeps/session':>15}"
           f"{'effect: >=60%':>15}{'95% CI':>18}{'mean gain':>11}{'runs/proposal':>15}")
     for rule, r in rows.items():
-        print(f"{rule:<8}{r.null_any:>16.1%}{_interval(r.null_any, r.sessions):>18}{r.null_keeps:>15.2f}"
+        print(f"{rule:<12}{r.sessions:>9}{r.null_any:>16.1%}{_interval(r.null_any, r.sessions):>18}{r.null_keeps:>15.2f}"
               f"{r.capture:>15.1%}{_interval(r.capture, r.sessions):>18}{r.mean_gain:>11.4f}"
               f"{r.runs_per_proposal_null:>7.2f}/{r.runs_per_proposal_effect:<7.2f}")
-    new = rows["judge"]
+    new = rows[judged]
     ok = new.null_any <= NULL_TARGET and new.capture >= CAPTURE_TARGET
-    print(f"targets (judge): null any keep <= {NULL_TARGET:.0%}: {new.null_any:.1%}; "
+    print(f"targets ({judged}): null any keep <= {NULL_TARGET:.0%}: {new.null_any:.1%}; "
           f"capture >= {CAPTURE_TARGET:.0%}: {new.capture:.1%} -> {'PASS' if ok else 'FAIL'}")
     return ok
+
+
+# -- --real: `pgolf run` in temporary workspaces ---------------------------------------------------
+
+STUB_HEAD = '''"""Stub training script of bench_validity: val_bpb from the hyperparameters and the seed, no training."""
+import json
+import os
+'''
+STUB_TAIL = '''
+args = Hyperparameters()
+params = {name: getattr(args, name.lower()) for name in SEARCHED}
+seed = int(os.environ.get("SEED", 1337))
+bpb = world_score(params, seed, os.environ["STUB_WORLD"], os.environ["STUB_SALT"], float(os.environ["STUB_RHO"]))
+print("step:10/10 train_loss:2.0000 train_time:10ms step_avg:1.00ms")
+print(f"step:10/10 val_loss:{bpb * 1.7:.6f} val_bpb:{bpb:.6f} train_time:10ms step_avg:1.00ms")
+print(f"final_int8_zlib_roundtrip_exact val_loss:{bpb * 1.7:.8f} val_bpb:{bpb:.8f}")
+with open(os.environ["PGOLF_RESULT_JSON"], "w", encoding="utf-8") as fh:
+    json.dump({"status": "ok", "reason": "", "val_bpb": bpb, "val_loss": bpb * 1.7, "artifact_bytes": 1000,
+               "model_bytes": 500, "code_bytes": 500, "steps": 10, "train_ms": 10, "seed": seed,
+               "hyperparameters": params}, fh)
+'''
+
+
+def stub_script() -> str:
+    """A training script whose Hyperparameters block is the searched part of the template's, with its defaults."""
+    space = search_space()
+    defaults = script_defaults(space)
+    kinds = {name: "int" if p.type == "int" else "float" for name, p in space.items()}
+    block = "".join(f'    {name.lower()} = {kinds[name]}(os.environ.get("{name}", {defaults[name]!r}))\n'
+                    for name in space)
+    return (STUB_HEAD + WORLD + f"\nSEARCHED = {list(space)!r}\n\n\nclass Hyperparameters:\n" + block
+            + STUB_TAIL)
+
+
+def _real_session(root: Path, world: str, salt: str, rho: float, experiments: int, loop: LoopConfig) -> Outcome:
+    """One `pgolf run -n experiments` in a fresh workspace; the outcome from its ledger and pgolf/best."""
+    import subprocess
+
+    from pgolf.workspace import init_workspace
+
+    script = root / "stub_train.py"
+    script.write_text(stub_script(), encoding="utf-8")
+    env = f'STUB_WORLD = "{world}", STUB_SALT = "{salt}", STUB_RHO = "{rho}"'
+    ws = init_workspace(root / "ws", train_script=script, local_env=env, wallclock_seconds=60, timeout_seconds=60)
+    ours = {k: v for k, v in loop.model_dump().items() if k in KeepPolicy.__dataclass_fields__ or k == "noise_seeds"}
+    lines = [line for line in ws.config_path.read_text(encoding="utf-8").splitlines()
+             if line.split("=")[0].strip() not in ours]  # the template's own values of these keys
+    at = lines.index("[loop]") + 1
+    lines[at:at] = [f"{k} = {json.dumps(v)}" for k, v in ours.items()]
+    text = "\n".join(lines) + "\n"
+    text = text.replace('command = "python train_gpt.py"', f'command = "{sys.executable} train_gpt.py"')
+    text = text.replace('kind = "search"', f'kind = "search"\nsearch_sampler = "random"\nseed = {zlib.crc32(salt.encode())}')
+    ws.config_path.write_text(text, encoding="utf-8")
+    subprocess.run(["git", "commit", "-qam", "bench_validity settings"], cwd=ws.root, check=False)
+    pgolf = Path(sys.executable).with_name("pgolf")
+    done = subprocess.run([str(pgolf), "run", "--experiments", str(experiments), "--json"], cwd=ws.root,
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"pgolf run failed in {ws.root}: {(done.stderr or done.stdout).strip()[-400:]}")
+    rows = ws.ledger().rows()
+    best = subprocess.run(["git", "show", "pgolf/best:train_gpt.py"], cwd=ws.root, capture_output=True, text=True,
+                          check=True).stdout
+    params = {p.env: p.default for p in read_hyperparameters(best).values()}
+    base = script_defaults(search_space())
+    runs = sum(1 for r in rows if r.val_bpb is not None)
+    keeps = len({r.commit for r in rows if r.status == "keep"})
+    return Outcome(keeps, world_effect(base, world) - world_effect(params, world), runs, experiments)
+
+
+def run_real(sessions: int, experiments: int, rho: float, jobs: int, loop: LoopConfig, policy: KeepPolicy) -> int:
+    """`pgolf run` sessions of both worlds, `jobs` at a time; the table beside the simulation's."""
+    import tempfile
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    results: dict[str, list[Outcome]] = {"null": [], "effect": []}
+    with tempfile.TemporaryDirectory(prefix="pgolf-validity-") as tmp, ThreadPoolExecutor(jobs) as pool:
+        futures = {}
+        for name in results:
+            for i in range(sessions):
+                root = Path(tmp) / f"{name}-{i}"
+                root.mkdir()
+                futures[pool.submit(_real_session, root, name, f"real-{name}-{i}", rho, experiments, loop)] = name
+        for future, name in futures.items():
+            results[name].append(future.result())
+            print(f"  {name} session {len(results[name])}/{sessions}: {results[name][-1]}", flush=True)
+    real = _rates(results["null"], results["effect"], sessions)
+    print(f"--real: {time.perf_counter() - start:.0f} s")
+    sim = {rule: measure(rule, 1000, experiments, rho, "random", loop, policy) for rule in ("old", "judge")}
+    rows = {"old (sim)": sim["old"], "judge (sim)": sim["judge"], "pgolf run": real}
+    return 0 if report(rows, experiments, "--real: `pgolf run` of this checkout beside the simulation",
+                       judged="pgolf run") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rho", type=float, default=0.0, help="share of the noise common to runs of one seed")
     parser.add_argument("--sampler", choices=("random", "tpe"), default="random")
     parser.add_argument("--real", action="store_true", help="run `pgolf run` in temporary workspaces")
+    parser.add_argument("--jobs", type=int, default=2, help="--real: sessions at once")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a [loop] key of the judge (tuning), e.g. --set screen_sigmas=1.2")
     args = parser.parse_args(argv)
@@ -292,9 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     loop = LoopConfig(**overrides)
     policy = KeepPolicy.from_config(loop)
     if args.real:
-        from benchmarks_real import run_real  # noqa: F401 - placeholder until the engine's scheduler lands
-        return 2
-    sessions = args.sessions or 400
+        return run_real(args.sessions or 20, args.experiments, args.rho, args.jobs, loop, policy)
+    sessions = args.sessions or 1000
     rows = {
         "old": measure("old", sessions, args.experiments, args.rho, args.sampler, loop, policy),
         "judge": measure("judge", sessions, args.experiments, args.rho, args.sampler, loop, policy),

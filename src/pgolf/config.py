@@ -160,7 +160,7 @@ class LoopConfig(_Section):
     alpha: float = Field(default=0.05, gt=0, le=0.5)  # per session: chance of keeping any change that is not better
     screen_sigmas: float = Field(default=1.0, ge=0, le=10)  # the first run's bar, in σ of a difference
     replicates: int = Field(default=4, ge=1, le=50)  # paired seeds at the first look of the test
-    max_replicates: int = Field(default=10, ge=1, le=100)  # paired seeds at the last look
+    max_replicates: int = Field(default=8, ge=1, le=100)  # paired seeds at the last look
     equal_sigmas: float = Field(default=2.0, ge=0, le=10)  # "equal within the noise": loss allowed a shorter script
     alpha_horizon: int = Field(default=8, ge=1, le=10_000)  # screened-in candidates that share 90% of alpha
     sigma_multiplier: float = Field(default=2.0, ge=0)  # the single-run rule before the judge (loop/noise.py)

@@ -73,7 +73,7 @@ class KeepPolicy:
     min_gain: float = 0.002  # a keep must beat the incumbent by more than this (bpb)
     screen_sigmas: float = 1.0  # the first run must beat the incumbent's mean by this many σ of a difference
     replicates: int = 4  # paired seeds at the first look
-    max_replicates: int = 10  # paired seeds at the last look (== replicates: one look)
+    max_replicates: int = 8  # paired seeds at the last look (== replicates: one look)
     equal_sigmas: float = 2.0  # a shorter script may be worse by up to this many σ and still be "equal"
     alpha_horizon: int = 8  # the first this many screened-in candidates share 90% of α evenly
 
