@@ -229,6 +229,7 @@ DEFAULT_TEMPLATE_VALUES: dict[str, Any] = {
     "slots": 1,
     "local_extra": "",
     "loop_extra": "",
+    "replicates": 4,
     "min_gain": 0.002,
     "search_space": (
         "[proposer.search_space]         # searched values are rewritten in train_gpt.py's defaults\n"

@@ -35,7 +35,8 @@ TIED_EMBED_LR = { type = "float", low = 0.01, high = 0.08, log = true }
 MATRIX_LR = { type = "float", low = 0.03, high = 0.06, log = true }
 """
 # One look at three paired seeds: the demo's keep costs a known number of runs.
-DEMO_LOOP = "replicates = 3\nmax_replicates = 3\n"
+DEMO_REPLICATES = 3
+DEMO_LOOP = f"max_replicates = {DEMO_REPLICATES}\n"
 
 
 def demo_script() -> str:
@@ -62,7 +63,7 @@ def prepare_demo(directory: Path, *, train_seconds: float = 600.0,
             tokenizer_path=f"{DATA_DIR}/tokenizers/{TOKENIZER_NAME}.model", vocab_size=VOCAB_SIZE,
             wallclock_seconds=train_seconds, timeout_seconds=round(train_seconds * 1.5 + 180),
             search_space=DEMO_SEARCH_SPACE, slots=DEMO_SLOTS, local_extra="step_limited = true\n",
-            loop_extra=DEMO_LOOP,
+            loop_extra=DEMO_LOOP, replicates=DEMO_REPLICATES,
         )
     say(f"created the demo workspace {root} (small model: {DEMO_DEFAULTS['NUM_LAYERS']} layers, "
         f"width {DEMO_DEFAULTS['MODEL_DIM']}, {DEMO_STEPS} steps per run, {DEMO_SLOTS} slots, at most "

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from pgolf.submission.stats import student_t_sf as t_sf
+
 Action = Literal["replicate", "keep", "discard"]
 
 _TAIL = 0.1  # the share of α left for candidates past the horizon, spent as 1/j² (Σ 1/j² = π²/6)
@@ -187,7 +189,7 @@ def _screen(screen: Sample, incumbent: Sequence[Sample], inc_mean: float, sigma:
     gain = inc_mean - screen.val_bpb
     spread = sigma.value * math.sqrt(1 + 1 / len(incumbent))  # σ of (first run − incumbent mean)
     bar = -margin if simpler else max(policy.screen_sigmas * spread, policy.min_gain)
-    p = t_sf(_ratio(gain - bar, spread), sigma.dof)
+    p = t_sf(_ratio(gain, spread), sigma.dof)  # evidence of any gain in this one run (reported, not tested)
     if gain > bar or (gain == bar and simpler):
         return None
     what = "worse than the incumbent by more than the equality margin" if simpler else "below the screening bar"
@@ -290,18 +292,7 @@ def _ratio(num: float, den: float) -> float:
     return math.copysign(math.inf, num) if num else 0.0
 
 
-# -- Student's t, from the regularized incomplete beta function (no scipy at run time) -----------------
-
-def t_sf(t: float, dof: int) -> float:
-    """P(T > t) for Student's t with `dof` degrees of freedom."""
-    if dof < 1:
-        raise ValueError("a t distribution needs dof >= 1")
-    if math.isinf(t):
-        return 0.0 if t > 0 else 1.0
-    # P(|T| > |t|) / 2, with x = dof/(dof+t²) and 1-x given separately (no cancellation near t = 0)
-    tail = 0.5 * _betainc(dof / 2.0, 0.5, dof / (dof + t * t), t * t / (dof + t * t))
-    return tail if t > 0 else 1.0 - tail
-
+# -- Student's t: the tail is pgolf.submission.stats' (incomplete beta, no scipy); the quantile inverts it --
 
 def t_isf(p: float, dof: int) -> float:
     """The t with P(T > t) = p (bisection on t_sf; p in (0, 1))."""
@@ -321,33 +312,3 @@ def t_isf(p: float, dof: int) -> float:
         if hi - lo <= 1e-12 * max(1.0, abs(mid)):
             break
     return (lo + hi) / 2
-
-
-def _betainc(a: float, b: float, x: float, y: float) -> float:
-    """I_x(a, b) with y = 1 - x, by the continued fraction of the incomplete beta function (Lentz's method)."""
-    if x <= 0:
-        return 0.0
-    if y <= 0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point: use the symmetry
-        return 1.0 - math.exp(log_front) * _beta_fraction(b, a, y) / b
-    return math.exp(log_front) * _beta_fraction(a, b, x) / a
-
-
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    tiny, eps = 1e-300, 1e-15
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < eps:
-            break
-    return h
