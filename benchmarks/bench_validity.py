@@ -49,6 +49,7 @@ from pgolf.workspace import DEFAULT_TEMPLATE_VALUES
 
 NULL_TARGET, CAPTURE_TARGET, CAPTURE_SHARE = 0.05, 0.85, 0.60
 BASELINE_SEED = 1337  # the engine's first seed (loop/noise.py); every proposal's first run uses it
+OLD_SIGMA_MULTIPLIER = 2.0  # the old rule's bar: max(2σ, min_gain)
 
 # The one scoring function of both worlds: exec'd here, pasted into the stub script for --real.
 WORLD = '''
@@ -174,7 +175,7 @@ def _key(params: dict[str, Any]) -> str:
 def session_old(world: World, proposer: Any, base: dict[str, Any], experiments: int, loop: LoopConfig) -> Outcome:
     """The single-run rule: keep when the one run beats the best single score by max(2σ, min_gain)."""
     scores = [world.run(base, BASELINE_SEED + i).val_bpb for i in range(loop.noise_seeds)]
-    threshold = max(loop.sigma_multiplier * statistics.stdev(scores), loop.min_gain)
+    threshold = max(OLD_SIGMA_MULTIPLIER * statistics.stdev(scores), loop.min_gain)
     best, best_params, keeps = statistics.fmean(scores), base, 0
     for _ in range(experiments):
         params = proposer.ask()

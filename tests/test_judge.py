@@ -109,6 +109,13 @@ def test_policy_from_the_default_config_and_bounds():
         KeepPolicy(alpha=1.5)
 
 
+def test_the_old_sigma_multiplier_key_is_read_as_the_screening_bar():
+    assert parse_config({"loop": {"sigma_multiplier": 1.5}}).loop.screen_sigmas == 1.5
+    assert parse_config({"loop": {"screen_sigmas": 0.5}}).loop.screen_sigmas == 0.5
+    with pytest.raises(ConfigError, match="sigma_multiplier"):
+        parse_config({"loop": {"screen_sigmas": 0.5, "sigma_multiplier": 2.0}})
+
+
 # -- screening -------------------------------------------------------------------------------------
 
 def test_a_first_run_below_the_bar_is_discarded_with_its_evidence():

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -158,12 +159,14 @@ class LoopConfig(_Section):
     # The keep decision (pgolf.loop.judge; defaults tuned by benchmarks/bench_validity.py).
     min_gain: float = Field(default=0.002, ge=0, le=1)  # a keep must beat the incumbent by more than this
     alpha: float = Field(default=0.05, gt=0, le=0.5)  # per session: chance of keeping any change that is not better
-    screen_sigmas: float = Field(default=1.0, ge=0, le=10)  # the first run's bar, in σ of a difference
+    # The first run's bar, in σ of a difference. `sigma_multiplier`, the single-run bar of the rule before
+    # the judge, is read as its old name: both are "the σs one run must beat".
+    screen_sigmas: float = Field(default=1.0, ge=0, le=10,
+                                 validation_alias=AliasChoices("screen_sigmas", "sigma_multiplier"))
     replicates: int = Field(default=4, ge=1, le=50)  # paired seeds at the first look of the test
     max_replicates: int = Field(default=8, ge=1, le=100)  # paired seeds at the last look
     equal_sigmas: float = Field(default=2.0, ge=0, le=10)  # "equal within the noise": loss allowed a shorter script
     alpha_horizon: int = Field(default=8, ge=1, le=10_000)  # screened-in candidates that share 90% of alpha
-    sigma_multiplier: float = Field(default=2.0, ge=0)  # the single-run rule before the judge (loop/noise.py)
     promotion_threshold: float = Field(default=0.03, ge=0)
     artifact_margin_bytes: int = Field(default=100_000, ge=0)
     max_experiments: int | None = Field(default=None, gt=0)
