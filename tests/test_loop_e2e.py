@@ -12,7 +12,7 @@ import pytest
 from pgolf import git
 from pgolf.config import parse_config
 from pgolf.ledger import COLUMNS
-from pgolf.loop.demo import DEMO_SEARCH_SPACE, demo_script
+from pgolf.loop.demo import DEMO_SEARCH_SPACE, PLANTED, demo_script
 from pgolf.loop.hyperparams import find, read_hyperparameters, set_defaults
 from pgolf.loop.proposers.search import validate_space
 from pgolf.loop.refs import BEST_BRANCH, TAG_PREFIX
@@ -78,5 +78,9 @@ def test_demo_workspace_searches_values_the_script_really_uses():
     validate_space(config.proposer.search_space, script)
     assert check_env_conflicts(config, script, "search") == []  # no env value overrides the script
     assert find(params, "NUM_LAYERS").default == 2 and find(params, "ITERATIONS").default == 20
+    # The planted improvement: the demo starts outside the searched range, which is all better (measured).
+    for name, value in PLANTED.items():
+        space = config.proposer.search_space[name]
+        assert find(params, name).default == value and not space.low <= value <= space.high
     # The default space of a new workspace names settings of the baseline script too.
     validate_space(parse_config(tomllib.loads(render_config())).proposer.search_space, _baseline_script())

@@ -331,3 +331,27 @@ def test_the_checkpoint_is_the_first_point_past_the_fraction():
     assert point.env() == {"EARLY_ABORT_STEP": "100", "EARLY_ABORT_BPB": "2.020000"}
     assert choose_point([(300, 1.4)], EarlyAbortConfig(), "S0") is None, "the last step saves nothing"
     assert choose_point([], EarlyAbortConfig(), "S0") is None
+
+
+def test_several_ssh_hosts_run_promotions_at_once(sshd: LocalSshd, tmp_path: Path):
+    release = tmp_path / "release"
+    ws = make_workspace(tmp_path, budget={}, ssh=ssh_settings(sshd, tmp_path, gpus=1,
+                                                              env={"RELEASE_FILE": str(release)}),
+                        parents=("L1", "L2"))
+    # A second host (the same sshd, by another name), one slot each: two workers.
+    text = ws.config_path.read_text().replace(
+        "[tiers.ssh]\n", f'[tiers.ssh]\nhosts = [{{ host = "localhost", port = {sshd.port}, user = "{sshd.user}" }}]\n')
+    ws.config_path.write_text(text)
+    results: list[PromotionResult] = []
+    queue = threading.Thread(target=lambda: results.extend(run_promotion_queue(ws, ws.config())))
+    queue.start()
+    deadline = time.monotonic() + 60
+    while len(list(ws.promotions_dir.glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    flights = [json.loads(p.read_text()) for p in ws.promotions_dir.glob("*.json")]
+    release.touch()
+    queue.join(timeout=120)
+    assert sorted(f["host"] for f in flights) == [f"127.0.0.1:{sshd.port}", f"localhost:{sshd.port}"]
+    assert sorted(r.status for r in results) == ["keep", "keep"]
+    commands = [ws.run(r.plan.remote_run_id).command.read_text() for r in results]
+    assert any("@127.0.0.1 port" in c for c in commands) and any("@localhost port" in c for c in commands)

@@ -77,6 +77,15 @@ REMOTE_COMMAND = "torchrun --standalone --nproc_per_node={gpus} train_gpt.py"
 REMOTE_FETCH = ("result.json", "*.ptz")
 
 
+class SshHost(_Section):
+    """Another host of the SSH tier: the same settings as the tier's own host, its own address and slots."""
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    slots: int = Field(default=1, gt=0, le=64)
+
+
 class SshTier(_Section):
     """Any host reachable with ssh; runs `torchrun --standalone` there."""
 
@@ -95,6 +104,7 @@ class SshTier(_Section):
     sync_data: bool = False
     fetch: list[str] = Field(default_factory=lambda: list(REMOTE_FETCH))
     slots: int = Field(default=1, gt=0, le=64)  # promotions run on the host at once
+    hosts: list[SshHost] = Field(default_factory=list, max_length=64)  # more hosts, each with its slots
 
 
 class RunpodTier(_Section):

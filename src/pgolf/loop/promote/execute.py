@@ -34,6 +34,7 @@ from pgolf.loop.promote.plan import (
     parent_row,
     plan_promotion,
     remote_data,
+    ssh_hosts,
     ssh_target,
     tier_settings,
 )
@@ -44,12 +45,13 @@ from pgolf.workspace import Workspace
 
 
 def make_backend(ws: Workspace, config: PgolfConfig, plan: PromotionPlan,
-                 budget: BudgetManager) -> Backend:
-    """The backend of the plan's tier, wired to this workspace's budget."""
+                 budget: BudgetManager, host: str = "") -> Backend:
+    """The backend of the plan's tier (on the SSH tier: `host`, a key of `ssh_hosts`), wired to this
+    workspace's budget."""
     tier = tier_settings(config, plan.tier)
     _env, uploads = remote_data(ws, config, tier)
     if isinstance(tier, SshTier):
-        return SshBackend(ssh_target(ws, tier), RemoteLayout(tier.remote_dir, uploads), tuple(tier.fetch))
+        return SshBackend(ssh_target(ws, tier, host), RemoteLayout(tier.remote_dir, uploads), tuple(tier.fetch))
     if isinstance(tier, RunpodTier):
         lifecycle = lifecycle_from_config(ws, config, budget, max_cost_per_hr=plan.price_per_hour)
         return RunpodBackend(ws, tier, lifecycle, data_uploads=uploads)
@@ -75,8 +77,10 @@ def _prepare_run_dir(ws: Workspace, plan: PromotionPlan) -> Path:
 
 def promote_run(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = False,
                 dry_run: bool = False, backend: Backend | None = None, budget: BudgetManager | None = None,
-                on_line: LineCallback | None = None, cancel: threading.Event | None = None) -> PromotionResult:
-    """Plan, check the gates, reserve, run on the remote tier, settle, and write the ledger rows.
+                on_line: LineCallback | None = None, cancel: threading.Event | None = None,
+                host: str = "") -> PromotionResult:
+    """Plan, check the gates, reserve, run on the remote tier (on the SSH tier: `host`, default its own
+    host), settle, and write the ledger rows.
 
     Setting `cancel` stops the remote run (recorded as crashed, "interrupted", with what it cost).
     """
@@ -90,12 +94,12 @@ def promote_run(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = 
         return PromotionResult(plan, "dry-run", "nothing was spent")
     if plan.refusal is not None:
         return _refuse(ws, plan, plan.refusal)
-    backend = backend or make_backend(ws, config, plan, budget)
+    backend = backend or make_backend(ws, config, plan, budget, host)
     tier = tier_settings(config, plan.tier)
     flight = InFlight(plan.remote_run_id, run_id, plan.tier or "remote", plan.commit, time.time(),
                       plan.price_per_hour, owner=owner_tags("", plan.remote_run_id),
                       remote_run=SshBackend.remote_run_of(tier.remote_dir, plan.remote_run_id)
-                      if isinstance(tier, SshTier) else "")
+                      if isinstance(tier, SshTier) else "", host=host if isinstance(tier, SshTier) else "")
     flight.save(ws)  # before reserving: a kill from here on is recovered at the next start
     if plan.paid:
         try:
@@ -162,12 +166,15 @@ def _execute(ws: Workspace, config: PgolfConfig, plan: PromotionPlan, backend: B
     return PromotionResult(plan, status, note, cost, saved, row, outcome)
 
 
-def promotion_workers(config: PgolfConfig) -> int:
-    """How many promotions may run at once: the RunPod tier's max_pods, the SSH host's slots, else 1."""
+def promotion_workers(config: PgolfConfig) -> list[str]:
+    """One entry per promotion that may run at once: the RunPod tier's max_pods, or each SSH host's key
+    once per slot (its own host and `hosts`); else one."""
     tier = tier_settings(config, remote_tier_name(config))
     if isinstance(tier, RunpodTier):
-        return tier.max_pods
-    return tier.slots if isinstance(tier, SshTier) else 1
+        return [""] * tier.max_pods
+    if isinstance(tier, SshTier):
+        return [key for key, host in ssh_hosts(tier) for _ in range(host.slots)]
+    return [""]
 
 
 def run_promotion_queue(ws: Workspace, config: PgolfConfig, *, yes: bool = False,
@@ -181,23 +188,24 @@ def run_promotion_queue(ws: Workspace, config: PgolfConfig, *, yes: bool = False
     results: list[PromotionResult] = []
     lock, halt = threading.Lock(), threading.Event()
 
-    def worker() -> None:
+    def worker(host: str) -> None:
         while True:
             with lock:
                 if not todo or halt.is_set() or (cancel is not None and cancel.is_set()):
                     return
                 row = todo.pop(0)
-            result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line, cancel=cancel)
+            result = promote_run(ws, config, row.run_id, yes=yes, on_line=on_line, cancel=cancel, host=host)
             with lock:
                 results.append(result)
             if result.status == "pending":  # rate limit, confirmation or configuration: later rows would wait too
                 halt.set()
 
-    count = min(promotion_workers(config), max(len(todo), 1))
-    if count == 1:
-        worker()
+    hosts = promotion_workers(config)[:max(len(todo), 1)]
+    if len(hosts) == 1:
+        worker(hosts[0])
         return results
-    threads = [threading.Thread(target=worker, name=f"pgolf-promote-{i}", daemon=True) for i in range(count)]
+    threads = [threading.Thread(target=worker, args=(host,), name=f"pgolf-promote-{i}", daemon=True)
+               for i, host in enumerate(hosts)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -34,6 +34,7 @@ class InFlight:
     reservation_id: str = ""
     owner: dict[str, str] = field(default_factory=dict)
     stopped_at: float | None = None  # set by a signal handler once it stopped the remote run
+    host: str = ""  # the SSH tier's host it runs on (a key of plan.ssh_hosts; "" = the tier's own)
 
     @staticmethod
     def folder(ws: Workspace) -> Path:

@@ -14,7 +14,7 @@ from pgolf.compute.base import RunOutcome
 from pgolf.compute.early_abort import AbortPoint, plan_early_abort
 from pgolf.compute.runpod import API_KEY_ENV
 from pgolf.compute.ssh import STOP_SECONDS, SshTarget
-from pgolf.config import PgolfConfig, RunpodTier, SshTier, secret
+from pgolf.config import PgolfConfig, RunpodTier, SshHost, SshTier, secret
 from pgolf.errors import PgolfError
 from pgolf.ledger import LedgerRow
 from pgolf.loop.decision import Gate
@@ -261,7 +261,15 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
     )
 
 
-def ssh_target(ws: Workspace, tier: SshTier) -> SshTarget:
-    return SshTarget(host=tier.host, user=tier.user, port=tier.port,
+def ssh_hosts(tier: SshTier) -> list[tuple[str, SshHost]]:
+    """Every host of the tier as (key, settings): its own host first, then `hosts`."""
+    own = SshHost(host=tier.host, port=tier.port, user=tier.user, slots=tier.slots)
+    return [(f"{h.host}:{h.port}", h) for h in (own, *tier.hosts)]
+
+
+def ssh_target(ws: Workspace, tier: SshTier, host: str = "") -> SshTarget:
+    """The tier's host named by `host` (a key of `ssh_hosts`; default: the tier's own host)."""
+    chosen = dict(ssh_hosts(tier)).get(host) or ssh_hosts(tier)[0][1]
+    return SshTarget(host=chosen.host, user=chosen.user, port=chosen.port,
                      identity_file=ws.resolve(tier.identity_file) if tier.identity_file else None,
                      known_hosts=ws.known_hosts)

@@ -40,11 +40,12 @@ def _recover(ws: Workspace, config: PgolfConfig, budget: BudgetManager, flight: 
         if tier is None:
             raise PgolfError("no [tiers.ssh] in pgolf.toml to reach its host")
         try:
-            reached = SshBackend(ssh_target(ws, tier), RemoteLayout(tier.remote_dir)).kill_remote(flight.remote_run)
+            target = ssh_target(ws, tier, flight.host)
+            reached = SshBackend(target, RemoteLayout(tier.remote_dir)).kill_remote(flight.remote_run)
         except (OSError, subprocess.SubprocessError) as err:
-            raise PgolfError(f"could not stop it on {tier.host}: {err}") from None
+            raise PgolfError(f"could not stop it on {target.host}: {err}") from None
         if not reached:
-            raise PgolfError(f"could not reach {tier.host} to stop it")
+            raise PgolfError(f"could not reach {target.host} to stop it")
         stopped = flight.stopped_at or time.time()
         seconds = max(stopped - flight.started_at, 0.0)
         cost, note = close_reservation(ws, budget, flight, flight.price_per_hour * seconds / 3600.0, seconds)
