@@ -199,3 +199,19 @@ def test_update_promoted_rewrites_only_that_row(tmp_path: Path):
     assert ledger.update_promoted("a", "yes")
     assert not ledger.update_promoted("missing", "yes")
     assert [r.promoted for r in ledger.rows()] == ["yes", "no"]
+
+
+def test_update_rewrites_a_judged_row_and_keeps_damaged_lines(tmp_path: Path):
+    ledger = Ledger(tmp_path / "results.tsv")
+    ledger.append(_row(run_id="a", status="replicate", description="try x"))
+    with open(ledger.path, "a") as fh:
+        fh.write("torn\tline\n")
+    ledger.append(_row(run_id="b", status="replicate", description="replicate of a, seed 2"))
+    assert ledger.update("a", status="keep", description="try x [n=3 p=0.001]\tand a tab")
+    rows = ledger.rows()
+    assert [(r.run_id, r.status) for r in rows] == [("a", "keep"), ("b", "replicate")]
+    assert rows[0].description == "try x [n=3 p=0.001] and a tab"  # cleaned like any new row
+    assert len(ledger.load().damaged) == 1  # the torn line is still there, still reported
+    with pytest.raises(ValueError, match="unknown status"):
+        ledger.update("b", status="great")
+    assert ledger.rows()[1].status == "replicate"

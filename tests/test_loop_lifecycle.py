@@ -320,3 +320,22 @@ def test_run_proposal_runs_one_diff_through_the_same_judgement(tmp_path: Path):
     assert worse.status == "discard" and "train_gpt.py" not in git.git(ws.root, "status", "--porcelain")
     bad = run_proposal(ws, description="touches another file", diff="--- a/x.py\n+++ b/x.py\n@@ -0,0 +1 @@\n+x\n")
     assert bad.status == "rejected"
+
+
+def test_a_candidate_left_half_replicated_is_resumed_by_the_next_start(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    # One Ctrl-C during the proposal of a real gain (4 -> 5 layers): it runs and is screened, then nothing starts.
+    stopped = run_loop(ws, experiments=1, proposer=ScriptedProposer([("deeper", _signal_self(signal.SIGINT))]))
+    first = stopped.experiments[0]
+    assert first.status == "replicate" and stopped.stop_reason == "stopped by the user"
+    assert next(r for r in ws.ledger().rows() if r.run_id == first.run_id).status == "replicate"
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) != first.commit
+    display = _Display()
+    resumed = run_loop(ws, experiments=0, events=display)
+    assert any(m.startswith(f"resuming the judgement of {first.run_id}") for m in display.messages)
+    (decision,) = [r for r in resumed.records if r.kind == "decision"]
+    assert decision.run_id == first.run_id and decision.status == "keep" and decision.verdict["n"] >= 3
+    row = next(r for r in ws.ledger().rows() if r.run_id == first.run_id)
+    assert row.status == "keep" and "n=" in row.description
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) == first.commit
+
