@@ -1,5 +1,5 @@
 """`python -m pgolf` is the `pgolf` command."""
 
-from pgolf.cli.app import main
+from pgolf.cli.entry import main
 
 main()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from pgolf.workspace import Workspace, find_workspace
+if TYPE_CHECKING:  # pgolf.workspace loads pydantic: only the commands that open a workspace pay for it
+    from pgolf.workspace import Workspace
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -26,6 +27,8 @@ def set_workspace_dir(path: Path | None) -> None:
 
 def current_workspace() -> Workspace:
     """The workspace named by --workspace, else the one containing the current directory."""
+    from pgolf.workspace import find_workspace
+
     return find_workspace(_workspace_dir)
 
 

@@ -25,7 +25,7 @@ from pgolf.research.store import ResearchStore
 
 competitors_app = typer.Typer(
     help="Competitors' scores: scan records folders or the challenge README, list what is known and "
-    "the frontier of each track. Scans are kept in .pgolf/competitors.json.",
+    "the frontier of each track.\n\nScans are kept in .pgolf/competitors.json.",
     no_args_is_help=True,
 )
 
@@ -109,8 +109,3 @@ def list_competitors(
         err_console.print("no competitors known yet: run `pgolf competitors scan PATH` or `pgolf research fetch`")
         return
     _render(entries, limit or None)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(competitors_app, name="competitors")

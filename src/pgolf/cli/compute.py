@@ -65,8 +65,3 @@ def pods_sweep(
                       f"{fmt_usd(s.cost_usd)}" + (f" [red]{escape(s.problem)}[/]" if s.problem else ""))
     if not swept:
         console.print("no orphaned pods")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(compute_app, name="compute")

@@ -97,9 +97,3 @@ def report(
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     path = write_report(ws, out)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; opens offline in any browser)")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command("dashboard")(dashboard)
-    app.command("report")(report)

@@ -118,8 +118,3 @@ def data_fineweb(
     console.print(f"{ds.dataset_dir}: {len(ds.val_files)} val + {len(ds.train_files)} train shards "
                   f"({ds.downloaded} fetched, {ds.already_present} already present)")
     console.print(f"tokenizer {ds.tokenizer_path}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(data_app, name="data")

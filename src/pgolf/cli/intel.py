@@ -110,7 +110,3 @@ def inject(
                   f"{report.competitors} competitor(s), {report.verified} verification(s)")
     for item_id, reason in report.grading_failures.items():
         err_console.print(f"[yellow]not graded by {chosen.name}[/] {item_id}: {reason} (heuristic grade shown)")
-
-
-def register(app: typer.Typer) -> None:
-    """The commands live on `pgolf research`, which the research module registers."""

@@ -44,8 +44,3 @@ def logs_parse(
                 err_console.print(f"[yellow]{r.path}:[/] {r.reason}", soft_wrap=True)
             for w in r.warnings:
                 err_console.print(f"[dim]{r.path}: {w}[/]", soft_wrap=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(logs_app, name="logs")

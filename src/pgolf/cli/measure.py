@@ -64,8 +64,3 @@ def measure(
         console.print(f"headroom  {size.headroom:>12,}  {verdict}")
     if not size.ok:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command()(measure)

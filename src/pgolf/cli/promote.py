@@ -84,8 +84,3 @@ def promote(
 
 def _echo(line: str) -> None:
     console.print(escape(line), soft_wrap=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command()(promote)

@@ -31,8 +31,3 @@ def score(
     console.print(f"tokens           {result.tokens:,}")
     console.print(f"bytes            {result.bytes:,}")
     console.print(f"tokens_per_byte  {result.tokens_per_byte:.8f}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command()(score)
