@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from pgolf.fmt import fmt_bpb, fmt_bytes, fmt_time, fmt_usd
+
 if TYPE_CHECKING:  # pgolf.workspace loads pydantic: only the commands that open a workspace pay for it
     from pgolf.workspace import Workspace
 
@@ -45,11 +47,4 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=_jsonable, allow_nan=False))
 
 
-def fmt_bpb(value: float | None) -> str:
-    """A val_bpb for people: four decimals, or a dash."""
-    return "-" if value is None else f"{value:.4f}"
-
-
-def fmt_usd(value: float | None) -> str:
-    """Dollars for people."""
-    return "-" if value is None else f"${value:,.2f}"
+__all__ = ["fmt_bpb", "fmt_bytes", "fmt_time", "fmt_usd"]  # the formats live in pgolf.fmt

@@ -47,13 +47,14 @@ def budget_history(as_json: Annotated[bool, typer.Option("--json", help="Print J
     if as_json:
         print_json([e.__dict__ for e in entries])
         return
+    if not entries:
+        console.print("no budget history yet: nothing reserved, spent or charged")
+        return
     table = Table("when", "kind", "state", "estimated", "actual", "GPUs", "run", "description")
     for e in entries:
         table.add_row(_when(e.created_at), e.kind, e.state, fmt_usd(e.estimated_usd), fmt_usd(e.actual_usd),
                       str(e.gpus or "-"), escape(e.run_id), escape(e.description))
     console.print(table)
-    if not entries:
-        console.print("nothing spent yet")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pgolf.cli._common import console, current_workspace, print_json
+from pgolf.cli.options import ruleset_option
 from pgolf.config import secret
 from pgolf.errors import ConfigError, DataError, WorkspaceError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
@@ -83,12 +84,12 @@ def check(
     path: Annotated[Path | None, typer.Argument(help="A records folder or a training script.")] = None,
     pr: Annotated[int | None, typer.Option("--pr", help="Check the records folder a GitHub PR adds.")] = None,
     repo: Annotated[str, typer.Option(help="Repository of --pr.")] = DEFAULT_REPO,
-    against: Annotated[str | None, typer.Option(
+    against: Annotated[str | None, typer.Option(metavar="BPB[,BPB...]",
         help="Frontier val_bpb to beat (one value, or comma-separated per-seed values for Welch's test).")] = None,
     use_frontier: Annotated[bool, typer.Option("--frontier", help="Compare with the competitor store's frontier.")
                             ] = False,
-    track: Annotated[str | None, typer.Option(help="Ruleset (default: the folder's track, else the workspace's).")
-                     ] = None,
+    track: Annotated[str | None, ruleset_option("Rules to check against.",
+                                                show_default="the folder's track, else the workspace's")] = None,
     manifest: Annotated[Path | None, typer.Option(
         help="Dataset manifest.json (or a demo dataset's demo.json) for the validation-coverage check.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

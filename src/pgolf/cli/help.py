@@ -125,8 +125,13 @@ def _param_help(param: Any) -> str:
     return text
 
 
+# Older names still accepted but no longer shown: one name for one idea in every help page.
+HIDDEN_ALIASES = frozenset({"--track", "--last"})
+
+
 def _option_label(param: Any) -> str:
-    names = sorted(param.opts, key=lambda o: (o.startswith("--"), o))  # -w before --workspace
+    shown = [o for o in param.opts if o not in HIDDEN_ALIASES] or list(param.opts)
+    names = sorted(shown, key=lambda o: (o.startswith("--"), o))  # -w before --workspace
     label = ", ".join(names)
     if getattr(param, "secondary_opts", None):
         label += " / " + ", ".join(param.secondary_opts)
@@ -139,7 +144,7 @@ def _write_rows(out: list[str], rows: Sequence[tuple[str, str]], width: int, fir
     indent = 2 + first + 2
     text_width = max(width - indent, 30)
     for name, text in rows:
-        lines = textwrap.wrap(text, text_width) or [""]
+        lines = textwrap.wrap(text, text_width, break_on_hyphens=False) or [""]
         if len(name) > first:
             out.append(f"  {name}")
             out.extend(" " * indent + line for line in lines if line)
@@ -219,6 +224,8 @@ def format_command_help(command: Any, ctx: Any, formatter: Any) -> None:
 def install(command: Any) -> Any:
     """Give `command` and every subcommand already built this renderer; returns `command`."""
     command.format_help = lambda ctx, formatter, _c=command: format_command_help(_c, ctx, formatter)
+    # Usage errors print this line too.
+    command.format_usage = lambda ctx, formatter, _c=command: formatter.write(usage_line(_c, ctx) + "\n")
     for sub in getattr(command, "commands", {}).values():
         install(sub)
     return command

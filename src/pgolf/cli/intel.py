@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
 
 from pgolf.cli._common import console, current_workspace, err_console, print_json
+from pgolf.cli.options import check_grader
 from pgolf.cli.research import research_app
 from pgolf.errors import PgolfError
 from pgolf.research.grading import HeuristicGrader, grade_pending, make_grader
@@ -16,7 +17,12 @@ from pgolf.research.inject import current_grades, open_store, workspace_context
 from pgolf.research.verify import verify_top
 from pgolf.sections import refresh_program
 
-_GRADER_HELP = "Grader: heuristic (offline) or llm (pgolf.toml's [llm]); default: [research] grader."
+_GRADER_HELP = "Grader: heuristic (offline) or llm (through pgolf.toml's [llm])."
+
+
+def _grader_option() -> Any:
+    return typer.Option("--grader", metavar="heuristic|llm", callback=check_grader,
+                        show_default="pgolf.toml's [research] grader", help=_GRADER_HELP)
 
 
 def _grader(kind: str | None):  # noqa: ANN202 (a Grader)
@@ -36,8 +42,8 @@ def _stored_research(ws, config):  # noqa: ANN202 (store, context)
 
 @research_app.command("grade")
 def grade(
-    grader: Annotated[str | None, typer.Option(help=_GRADER_HELP)] = None,
-    limit: Annotated[int | None, typer.Option(help="Grade at most N items.", min=1)] = None,
+    grader: Annotated[str | None, _grader_option()] = None,
+    limit: Annotated[int | None, typer.Option(help="Grade at most N items.", min=1, show_default="all")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Grade the stored items that have no grade under the current history (ledger, competitors)."""
@@ -68,7 +74,7 @@ def verify(
     force: Annotated[bool, typer.Option(help="Verify again items already verified under this history.")] = False,
     fetch: Annotated[bool, typer.Option(help="Download full text (arXiv page, PR files); --no-fetch "
                                              "re-judges the stored abstracts offline.")] = True,
-    grader: Annotated[str | None, typer.Option(help=_GRADER_HELP)] = None,
+    grader: Annotated[str | None, _grader_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Read the full text of the best Tier-A items, re-grade them, and write briefs with red flags."""
@@ -95,7 +101,7 @@ def verify(
 
 @research_app.command("inject")
 def inject(
-    grader: Annotated[str | None, typer.Option(help=_GRADER_HELP)] = None,
+    grader: Annotated[str | None, _grader_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Refresh program.md: best result, experiments, research, verified briefs, competitors, budget."""

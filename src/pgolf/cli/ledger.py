@@ -8,14 +8,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, print_json
+from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, fmt_bytes, print_json
 from pgolf.cli.live import STATUS_STYLE as _STATUS_STYLE  # one style per status, as `pgolf run` shows it
 from pgolf.ledger import last_runs
 
 
 def ledger(
     tier: Annotated[str | None, typer.Option(help="Only runs of this tier (local, ssh, runpod).")] = None,
-    last: Annotated[int, typer.Option(help="Show the last N runs.", min=1)] = 50,
+    last: Annotated[int, typer.Option("--limit", "-n", "--last", help="Show the last N runs.", min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the ledger of runs (results.tsv), newest last."""
@@ -33,7 +33,7 @@ def ledger(
         # Descriptions come from agents, LLMs and research: never markup.
         table.add_row(
             escape(r.run_id), escape(r.commit[:8]), escape(r.tier), fmt_bpb(r.val_bpb),
-            "-" if r.artifact_bytes is None else f"{r.artifact_bytes:,}",
+            fmt_bytes(r.artifact_bytes),
             f"[{style}]{r.status}[/]" if style else r.status, r.promoted,
             f"${r.cost_usd:.2f}" if r.cost_usd else "-", escape(r.description),
         )

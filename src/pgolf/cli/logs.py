@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pgolf.cli._common import console, err_console, fmt_bpb, print_json
+from pgolf.cli._common import console, err_console, fmt_bpb, fmt_bytes, print_json
 
 logs_app = typer.Typer(help="Training logs: the official records' formats and pgolf's own.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def logs_parse(
         for r in results:
             table.add_row(
                 Path(r.path).name, fmt_bpb(r.val_bpb), r.label or "-", fmt_bpb(r.pre_quant_val_bpb),
-                "-" if r.artifact_bytes is None else f"{r.artifact_bytes:,}",
+                fmt_bytes(r.artifact_bytes),
                 "-" if r.steps is None else str(r.steps),
                 "-" if r.train_seconds is None else f"{r.train_seconds:.1f}",
                 "-" if r.seed is None else str(r.seed),

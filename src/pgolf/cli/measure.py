@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, print_json
+from pgolf.cli.options import ruleset_option
 from pgolf.errors import ConfigError, WorkspaceError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
 
@@ -28,7 +29,8 @@ def measure(
     script: Annotated[Path | None, typer.Option(help="The training script as it ships (its bytes are the code).")] = None,
     model: Annotated[list[Path] | None, typer.Option(help="A compressed model file as it ships; repeat for several.")] = None,
     compressors: Annotated[Path | None, typer.Option(help="Instead: a serialized state dict to compress with zlib-9, lzma-9e, zstd-22 and brotli-11.")] = None,
-    ruleset: Annotated[str | None, typer.Option(help="Ruleset name (default: the workspace's, else track_10min_16mb).")] = None,
+    ruleset: Annotated[str | None, ruleset_option("Limits to measure against.",
+                                                  show_default="the workspace's, else track_10min_16mb")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Measure the artifact: script bytes + model bytes, the total and the headroom; exit 1 over the limit.

@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_usd, print_json
-from pgolf.errors import PgolfError
+from pgolf.errors import ConfigError, PgolfError
 from pgolf.loop.promote import PromotionPlan, plan_promotion, promote_run
+from pgolf.loop.promotion import remote_tier_name
 
 
 def _minutes(seconds: float) -> str:
@@ -59,6 +60,9 @@ def promote(
     """
     ws = current_workspace()
     config = ws.config()
+    if remote_tier_name(config) is None:  # a plan without a tier would be invented: no GPUs, no price
+        raise ConfigError("promote: no remote tier in pgolf.toml; add [tiers.ssh] or [tiers.runpod] "
+                          "(README: Remote tier)")
     if dry_run:
         plan = plan_promotion(ws, config, run, yes=yes)
         if as_json:

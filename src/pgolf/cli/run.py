@@ -32,11 +32,12 @@ def summary_dict(summary: LoopSummary) -> dict[str, Any]:
 
 
 def run(
-    experiments: Annotated[int | None, typer.Option("--experiments", "-n", min=1,
+    experiments: Annotated[int | None, typer.Option("--experiments", "-n", min=1, show_default="unlimited",
                                                     help="Stop after N experiments (noise-floor runs not counted).")] = None,
-    hours: Annotated[float | None, typer.Option("--hours", min=0.0, help="Start no new experiment after H hours.")] = None,
-    proposer: Annotated[str | None, typer.Option("--proposer", "-p",
-                                                 help=f"Override pgolf.toml's proposer: {', '.join(KINDS)}.")] = None,
+    hours: Annotated[float | None, typer.Option("--hours", min=0.0, show_default="unlimited",
+                                                help="Start no new experiment after HOURS hours.")] = None,
+    proposer: Annotated[str | None, typer.Option("--proposer", "-p", metavar="|".join(KINDS),
+                                                 help="Override pgolf.toml's [proposer] kind for this run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of the table.")] = False,
 ) -> None:
     """Run the experiment loop: noise floor, then propose → commit → run → keep or revert, until a limit.

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from pgolf.cli._common import console, print_json
 from pgolf.cli.check import optional_workspace, resolve_ruleset
+from pgolf.cli.options import ruleset_option
 from pgolf.errors import DataError
 from pgolf.logs import RunResult, parse_log, read_run_result
 from pgolf.submission.folder import load_path
@@ -51,7 +52,8 @@ def _results(spec: str, ws: Workspace | None) -> tuple[list[RunResult], list[str
 def compare(
     candidate: Annotated[str, typer.Argument(help="Set A: run ids, log files or records folders (comma-separated).")],
     reference: Annotated[str, typer.Argument(help="Set B, the one A must beat.")],
-    track: Annotated[str | None, typer.Option(help="Ruleset for margin, p threshold and seed count.")] = None,
+    track: Annotated[str | None, ruleset_option("Ruleset for margin, p threshold and seed count.",
+                                                show_default="the workspace's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Welch's t-test: does A beat B by the ruleset's nat margin (converted to BPB with A's own tokens per

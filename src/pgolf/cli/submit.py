@@ -10,6 +10,7 @@ import typer
 
 from pgolf.cli._common import console, current_workspace, print_json
 from pgolf.cli.check import check_options
+from pgolf.cli.options import ruleset_option
 from pgolf.errors import ConfigError
 from pgolf.submission.package import package_runs
 from pgolf.submission.report import report_table
@@ -24,14 +25,15 @@ def _git_config(root: Path, key: str) -> str | None:
 
 @submit_app.command("package")
 def package(
-    runs: Annotated[str, typer.Option(help="Run ids, comma-separated (one per seed, all at one commit).")],
+    runs: Annotated[str, typer.Option(metavar="RUN,RUN...", help="Run ids, comma-separated (one per seed, all at one commit).")],
     name: Annotated[str, typer.Option(help="Submission name (also the folder's name after the date).")],
-    track: Annotated[str | None, typer.Option(help="Track/ruleset (default: the workspace's).")] = None,
+    track: Annotated[str | None, ruleset_option("Track of the records folder.",
+                                                show_default="the workspace's")] = None,
     author: Annotated[str | None, typer.Option(help="Author (default: git config user.name).")] = None,
     github_id: Annotated[str | None, typer.Option(help="GitHub id (default: git config github.user).")] = None,
     blurb: Annotated[str, typer.Option(help="One-paragraph description for submission.json and README.")] = "",
     out: Annotated[Path | None, typer.Option(help="Parent of records/<track>/ (default: the workspace).")] = None,
-    against: Annotated[str | None, typer.Option(help="Frontier val_bpb for the significance check.")] = None,
+    against: Annotated[str | None, typer.Option(metavar="BPB", help="Frontier val_bpb for the significance check.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Write records/<track>/<YYYY-MM-DD>_<Name>/ (train_gpt.py at the runs' commit, one log per seed,

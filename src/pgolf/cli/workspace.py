@@ -9,17 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_usd, print_json
+from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_bytes, fmt_usd, print_json
+from pgolf.cli.options import ruleset_option
 from pgolf.ledger import best_by_tier
-from pgolf.rules import DEFAULT_RULESET, RULESETS
+from pgolf.rules import DEFAULT_RULESET
 from pgolf.workspace import Workspace, init_workspace
 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
-    ruleset: Annotated[
-        str, typer.Option(help=f"Challenge track: {', '.join(RULESETS)}.")
-    ] = DEFAULT_RULESET,
+    ruleset: Annotated[str, ruleset_option("Challenge track and its limits.")] = DEFAULT_RULESET,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite an existing workspace's pgolf.toml and program.md, and replace an "
                         "existing train_gpt.py by the baseline. results.tsv is always kept.")] = False,
@@ -60,7 +59,7 @@ def status(
     rules = data["ruleset"]
     train = "unlimited" if rules["train_seconds"] is None else f"{rules['train_seconds']:.0f} s"
     console.print(f"[bold]Workspace[/] {data['workspace']}")
-    console.print(f"[bold]Ruleset[/]   {rules['name']}: artifact ≤ {rules['artifact_limit_bytes']:,} bytes, "
+    console.print(f"[bold]Ruleset[/]   {rules['name']}: artifact ≤ {fmt_bytes(rules['artifact_limit_bytes'])} bytes, "
                   f"train {train} on {rules['gpu_count']}×{rules['gpu_kind']}")
     console.print(f"[bold]Runs[/]      {data['runs']}")
     for d in data["damaged_lines"]:
@@ -68,7 +67,7 @@ def status(
     if data["best"]:
         table = Table("tier", "val_bpb", "artifact bytes", "commit", "description", title="Best per tier")
         for tier, row in sorted(data["best"].items()):
-            size = "-" if row["artifact_bytes"] is None else f"{row['artifact_bytes']:,}"
+            size = fmt_bytes(row["artifact_bytes"])
             table.add_row(escape(tier), fmt_bpb(row["val_bpb"]), size, escape(row["commit"][:8]),
                           escape(row["description"]))
         console.print(table)

@@ -15,6 +15,7 @@ from typing import Any
 from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
+from pgolf.fmt import fmt_bytes
 from pgolf.ledger import LedgerRow
 from pgolf.loop.decision import Gate
 from pgolf.status import Status
@@ -80,7 +81,7 @@ def decide_promotion(config: PgolfConfig, budget: BudgetManager, rows: Iterable[
         Gate("relative_gain", gain >= needed,
                       f"{gain:.2%} over {reference:.4f} (needs {needed:.2%})"),
         Gate("artifact_bytes", artifact_bytes is not None and artifact_bytes <= limit,
-                      f"{artifact_bytes if artifact_bytes is not None else 'unknown'} of {limit:,}"),
+                      f"{fmt_bytes(artifact_bytes, 'unknown')} of {fmt_bytes(limit)}"),
         # The budget can change before the queue runs; the executor checks again and may wait.
         Gate("budget", verdict.ok, f"~${estimate:.2f} for {gpus} GPUs: {verdict.reason}"),
     ]

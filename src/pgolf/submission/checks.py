@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pgolf.errors import DataError
+from pgolf.fmt import fmt_bytes
 from pgolf.logs import RunResult
 from pgolf.rules import Ruleset
 from pgolf.submission.code_scan import (
@@ -186,8 +187,8 @@ def check_logs_agree(ctx: _Context) -> CheckResult:
     if ctx.sub.kind == "script":
         return out(NA, "a single script, not a records folder")
     scores = _seed_scores(ctx)
-    evidence = [f"{n}: {r.label} val_bpb {_fmt(r.val_bpb)} seed {r.seed} code_bytes {r.code_bytes} "
-                f"artifact_bytes {r.artifact_bytes}" for n, r in ctx.finals.items()]
+    evidence = [f"{n}: {r.label} val_bpb {_fmt(r.val_bpb)} seed {r.seed} code_bytes {fmt_bytes(r.code_bytes)} "
+                f"artifact_bytes {fmt_bytes(r.artifact_bytes)}" for n, r in ctx.finals.items()]
     evidence += [f"{n}: no final score ({r.reason})" for n, r in ctx.logs.items() if n not in ctx.finals]
     if ctx.meta is None or not isinstance(ctx.meta.get("val_bpb"), int | float):
         return out(UNKNOWN, "no val_bpb in submission.json to compare", evidence)

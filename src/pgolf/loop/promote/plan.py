@@ -16,6 +16,7 @@ from pgolf.compute.runpod import API_KEY_ENV
 from pgolf.compute.ssh import STOP_SECONDS, SshTarget
 from pgolf.config import PgolfConfig, RunpodTier, SshHost, SshTier, secret
 from pgolf.errors import PgolfError
+from pgolf.fmt import fmt_bytes
 from pgolf.ledger import LedgerRow
 from pgolf.loop.decision import Gate
 from pgolf.loop.promotion import remote_tier_name
@@ -235,8 +236,7 @@ def plan_promotion(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool
                       and bool(parent.commit),
                       f"{parent.tier} run, status {parent.status}, commit {parent.commit[:8] or '-'}"),
         Gate("artifact_bytes", parent.artifact_bytes is not None and parent.artifact_bytes <= limit,
-                      f"{parent.artifact_bytes if parent.artifact_bytes is not None else 'unknown'} "
-                      f"of {limit:,}"),
+                      f"{fmt_bytes(parent.artifact_bytes, 'unknown')} of {fmt_bytes(limit)}"),
     ]
     if isinstance(tier, RunpodTier):
         has_key = bool(secret(API_KEY_ENV, ws.root))
