@@ -154,7 +154,7 @@ def test_help_shows_values_not_annotations_and_keeps_brackets(tmp_path: Path) ->
     assert "Usage: pgolf logs parse [OPTIONS] FILES..." in pages[("logs", "parse")]
     assert "Usage: pgolf check [OPTIONS] [PATH]" in pages[("check",)]
     grade = " ".join(pages[("research", "grade")].split())
-    assert "(pgolf.toml's [llm])" in grade and "[research] grader" in grade
+    assert "(through pgolf.toml's [llm])" in grade and "[default: pgolf.toml's [research] grader]" in grade
     assert "[default: --save]" in pages[("competitors", "scan")]
 
 
