@@ -94,7 +94,11 @@ def test_package_refuses_and_leaves_nothing_when_a_check_fails(demo_runs, tmp_pa
     with pytest.raises(PackageRefused, match="statistics"):
         package_runs(ws, run_ids, name="Claim", track="track_10min_16mb", author="a", github_id="a",
                      day=date(2026, 5, 1), out_dir=tmp_path, options=CheckOptions(against=[1.0]))
-    assert not any((tmp_path / "track_10min_16mb").iterdir())
+    assert not tmp_path.joinpath("track_10min_16mb").exists()  # nor the track folder made for it
+    refused = CliRunner().invoke(app, ["--workspace", str(ws.root), "submit", "package", "--runs", ",".join(run_ids),
+                                       "--name", "Claim", "--author", "a", "--github-id", "a", "--against", "1.0"])
+    assert isinstance(refused.exception, PackageRefused)
+    assert not (ws.root / "records").exists()  # a refused package leaves no empty folder behind
     with pytest.raises(PackageRefused, match="no ledger row"):
         package_runs(ws, ["nope"], name="x", track="track_10min_16mb", author="a", github_id="a")
     with pytest.raises(PackageRefused, match="listed twice"):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pgolf.errors import PgolfError
 
-# Commits made by pgolf need an identity even on machines where none is configured.
+# Commits made by pgolf need an identity even on machines where none is configured; where the user has
+# one (user.name and user.email in any git config, or GIT_* variables), their commits are theirs.
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "pgolf",
     "GIT_AUTHOR_EMAIL": "pgolf@localhost",
@@ -17,13 +18,28 @@ _IDENTITY = {
 }
 
 
+# Subcommands that may write a commit (and so need an identity).
+_COMMITTING = frozenset({"commit", "merge", "rebase", "cherry-pick", "revert", "tag", "am", "stash"})
+
+
 class GitError(PgolfError):
     """A git command failed; the message carries its stderr."""
 
 
+def _fallback_identity(root: Path) -> dict[str, str]:
+    """pgolf's identity for the parts (author, committer; name, email) git cannot find configured."""
+    missing = {}
+    for key in ("name", "email"):
+        proc = subprocess.run(["git", "config", "--get", f"user.{key}"], cwd=root if root.is_dir() else None,
+                              capture_output=True, text=True)
+        if not proc.stdout.strip():
+            missing |= {k: v for k, v in _IDENTITY.items() if k.endswith(key.upper())}
+    return missing
+
+
 def git(root: Path, *args: str, check: bool = True, input: str | None = None) -> str:
     """Run `git args...` in `root` and return stdout (stripped)."""
-    env = {**_IDENTITY, **os.environ}
+    env = {**(_fallback_identity(root) if args and args[0] in _COMMITTING else {}), **os.environ}
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     proc = subprocess.run(
         ["git", *args], cwd=root, env=env, input=input, capture_output=True, text=True

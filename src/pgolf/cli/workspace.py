@@ -27,8 +27,13 @@ def init(
 
     An existing train_gpt.py in DIRECTORY is adopted (committed as the starting point) unless --force.
     """
+    from pgolf.cli.adopt import init_lines, script_present
+
+    adopted = script_present(directory) and not force
     ws = init_workspace(directory, ruleset=ruleset, force=force)
-    console.print(f"Created pgolf workspace in [bold]{ws.root}[/] (ruleset {ruleset}).")
+    console.print(f"Created pgolf workspace in [bold]{escape(str(ws.root))}[/] (ruleset {ruleset}).")
+    for line in init_lines(ws, adopted=adopted):
+        console.print(escape(line))
     console.print("Next: edit pgolf.toml (data paths, budget), then `pgolf status` and `pgolf run`.")
 
 

@@ -173,6 +173,7 @@ def package_runs(ws: Workspace, run_ids: list[str], *, name: str, track: str, au
     folder = (out_dir or ws.root / "records") / track / folder_name(name, day)
     if folder.exists():
         raise PackageRefused(f"{folder} already exists")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again on refusal
     folder.mkdir(parents=True)
     try:
         (folder / SCRIPT_NAME).write_bytes(script)
@@ -186,14 +187,24 @@ def package_runs(ws: Workspace, run_ids: list[str], *, name: str, track: str, au
         (folder / "README.md").write_text(_readme(meta, runs, logs), encoding="utf-8")
         checks = run_checks(load_path(folder), ruleset, options)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder, created)
         raise
     failed = [c for c in checks if c.status == FAIL]
     if failed:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder, created)
         raise PackageRefused("refused: " + "; ".join(f"{c.name}: {c.summary}" for c in failed))
     return Package(folder, meta, checks)
 
+
+
+def _remove(folder: Path, created: list[Path]) -> None:
+    """Undo a refused package: the folder, and the empty parents (records/<track>/) made for it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in created[1:]:
+        try:
+            parent.rmdir()  # only when empty: anything else there is the user's
+        except OSError:
+            break
 
 
 def _script_at(ws: Workspace, commit: str) -> bytes:
