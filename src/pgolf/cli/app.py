@@ -49,6 +49,8 @@ COMMANDS: dict[str, Entry] = {
                   "floor, three search experiments.", LOOP),
     "promote": Entry("pgolf.cli.promote:promote", "Run a kept local experiment on the remote tier "
                      "(tiers.ssh or tiers.runpod in pgolf.toml).", LOOP),
+    "clean": Entry("pgolf.cli.clean:clean", "Remove what experiments leave behind, each kind only when "
+                   "asked; results.tsv keeps every row.", LOOP),
     "budget": Entry("pgolf.cli.budget:budget_app", "Money: credits, reserve, rate limit, LLM spend.", LOOP),
     "research": Entry("pgolf.cli.research:research_app", "Papers, PRs, code, posts and web results about "
                       "the challenge, fetched into .pgolf/research.db.", RESEARCH, also=("pgolf.cli.intel",)),
