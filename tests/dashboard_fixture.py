@@ -156,3 +156,59 @@ def make_dashboard_workspace(root: Path) -> Workspace:
     _write_research(ws)
     _write_competitors(ws)
     return ws
+
+
+# An agent-proposed run whose folder holds every file the loop writes beside the usual four.
+AGENT_RUN = "l05-qk"
+DECISION = {
+    "status": "keep", "reason": "gain 0.0193 over the best beats the bar 0.0040 (p 0.0032 < 0.0100)",
+    "gain": 0.019312345678, "threshold": 0.004, "candidate_mean": 1.27021234567, "incumbent_mean": 1.2895,
+    "p_value": 0.0032, "n": 2,
+    "gates": [{"name": "artifact_bytes", "passed": True, "detail": "10,400,200 <= 16,000,000"},
+              {"name": "train_seconds", "passed": True, "detail": "118.5 s <= 600.0 s"}],
+}
+PREFLIGHT = {"ok": True, "oversize": False, "checks": [
+    {"name": "compiles", "ok": True, "detail": "train_gpt.py parses"},
+    {"name": "no_network", "ok": True, "detail": "imports no network module"},
+    {"name": "projected_artifact", "ok": True, "detail": "projected 10,398,112 bytes <= 15,500,000"},
+]}
+AGENT_LOG = "reading PGOLF_HANDOFF\nediting train_gpt.py: QK-norm gain 1.0 -> 1.5\nwrote the description\n"
+HANDOFF = "# Brief\n\nBest so far: l02-lr at 1.2895 (local).\nDead ends: longer warmup.\n"
+
+
+def add_agent_files(ws: Workspace, run_id: str = AGENT_RUN) -> None:
+    """decision.json, preflight.json, agent.log and handoff.md in one run folder; result.json gets the
+    long floats a real run writes (train_ms 120026.89053999985)."""
+    folder = ws.run_dir(run_id)
+    (folder / "decision.json").write_text(json.dumps(DECISION, indent=1) + "\n")
+    (folder / "preflight.json").write_text(json.dumps(PREFLIGHT, indent=1) + "\n")
+    (folder / "agent.log").write_text(AGENT_LOG)
+    (folder / "handoff.md").write_text(HANDOFF)
+    result = json.loads((folder / "result.json").read_text())
+    result |= {"train_ms": 120026.89053999985, "step_avg_ms": 600.1344526999993}
+    (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+SKIPPED_RUNS = 40
+
+
+def make_skipped_workspace(root: Path) -> Workspace:
+    """A workspace where an agent failed again and again: a baseline, 40 skipped proposals, one crash
+    with a partial val_bpb of 1.0 in its row (better than every real score), then two kept runs."""
+    ws = init_workspace(root)
+    ledger = ws.ledger()
+    rows = [_row("s000-baseline", "local", 1.3120, 9_812_345, "baseline", "unchanged baseline", hour=0),
+            _row("s001-baseline", "local", 1.3131, 9_812_345, "baseline", "unchanged baseline, seed 1338", hour=0)]
+    rows += [_row(f"s{i + 2:03d}-skip", "local", None, None, "skipped", "no change to run", hour=1)
+             for i in range(SKIPPED_RUNS)]
+    crash = _row("s042-crash", "local", None, None, "crash", "agent edit: CUDA out of memory", hour=2)
+    crash.val_bpb = 1.0  # a partial score a crashed run may carry: never to be drawn as one
+    rows += [crash,
+             _row("s043-keep", "local", 1.2950, 9_815_000, "keep", "raise matrix_lr", hour=3),
+             _row("s044-discard", "local", 1.3010, 9_820_001, "discard", "longer warmup", hour=4),
+             _row("s045-keep", "local", 1.2870, 9_700_000, "keep", "QK-norm gain 1.5", hour=5)]
+    for row in rows:
+        ledger.append(row)
+        if row.status != "skipped":
+            _write_run_folder(ws, row)
+    return ws

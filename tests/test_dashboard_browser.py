@@ -8,6 +8,7 @@ it is missing, unless PGOLF_REQUIRE_SHARED_DATA=1 (CI), where its absence fails.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -19,11 +20,16 @@ from pathlib import Path
 import pytest
 
 from dashboard_fixture import (
+    AGENT_LOG,
+    AGENT_RUN,
     COMPETITORS,
     PR_COMPETITOR,
     RESEARCH_ITEMS,
+    SKIPPED_RUNS,
+    add_agent_files,
     fixture_runs,
     make_dashboard_workspace,
+    make_skipped_workspace,
 )
 from pgolf.ledger import LedgerRow
 
@@ -216,3 +222,123 @@ def _keep_screenshots(source: Path) -> None:
     Path(target).mkdir(parents=True, exist_ok=True)
     for png in [source] if source.is_file() else sorted(source.glob("*.png")):
         shutil.copy(png, Path(target) / png.name)
+
+
+def _figure_json(page, name: str) -> dict:
+    return json.loads(page.inner_text(f"#fig-{name}"))
+
+
+def test_run_page_shows_decision_preflight_and_agent_files(browser, tmp_path: Path) -> None:
+    from pgolf.dashboard.app import create_app
+
+    ws = make_dashboard_workspace(tmp_path / "ws")
+    add_agent_files(ws)
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    with _Server(create_app(ws, refresh_seconds=60)) as server:
+        context = browser.new_context(viewport=VIEWPORT)
+        view = _Page(context)
+        page = view.page
+        view.open(f"{server.url}/runs/{AGENT_RUN}", charts=0, screenshot=shots / "run-agent-files.png")
+        headings = _cell_texts(page, ".run-body h3")
+        assert [h.split(" (")[0] for h in headings] == ["Decision", "Preflight", "Command", "Result", "Diff", "Log",
+                                                       "Agent output"]
+        decision = page.inner_text(".run-body table.json")
+        assert "0.0193" in decision and "0.019312345678" not in decision  # numbers formatted
+        assert "gain 0.0193 over the best beats the bar 0.0040" in decision
+        assert "10,400,200 <= 16,000,000" in decision and "projected 10,398,112 bytes" in page.inner_text(".run-body")
+        result = page.inner_text("table.result")
+        assert "120,026.89" in result and "120026.89053999985" not in result and "1337" in result
+        assert page.inner_text("pre.agent-log") == AGENT_LOG.rstrip("\n")
+        page.click("details.handoff summary")
+        assert "Best so far: l02-lr at 1.2895" in page.inner_text("pre.handoff-text")
+        links = _cell_texts(page, "p.files a")
+        assert links == ["command.txt", "diff.patch", "train.log", "result.json", "preflight.json", "decision.json",
+                         "handoff.md", "agent.log"]
+        for name in links:  # every link opens (none was a 404 before it was listed)
+            response = page.request.get(f"{server.url}/runs/{AGENT_RUN}/files/{name}")
+            assert response.status == 200, name
+        assert page.request.get(f"{server.url}/runs/{AGENT_RUN}/files/promotion.json").status == 404
+        view.open(f"{server.url}/runs/l04-mlp4x", charts=0, screenshot=shots / "run-crash.png")
+        assert "decision.json" not in _cell_texts(page, "p.files a")  # no link to a file that is not there
+        assert "Decision" not in page.inner_text(".run-body")
+        assert view.errors == []
+        context.close()
+    _keep_screenshots(shots)
+
+
+def test_forty_skipped_runs_and_a_crash_keep_the_scored_runs_readable(browser, tmp_path: Path) -> None:
+    from pgolf.dashboard.app import create_app
+
+    ws = make_skipped_workspace(tmp_path / "ws")
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    with _Server(create_app(ws, refresh_seconds=60)) as server:
+        context = browser.new_context(viewport=VIEWPORT)
+        view = _Page(context)
+        page = view.page
+        view.open(server.url + "/", charts=2, screenshot=shots / "overview-skipped.png")
+        # Two charts have something to show; the two empty ones and the empty cards collapse to one line.
+        assert page.locator("div.chart").count() == 2 and page.locator(".chart-empty").count() == 0
+        collapsed = page.inner_text(".collapsed-panels")
+        for what in ("no promotion yet", "no budget set", "nothing spent yet", "no promoted local/remote pair"):
+            assert what in collapsed
+        assert "Last promotion" not in page.inner_text(".cards") and "Money" not in page.inner_text(".cards")
+        latest = _cell_texts(page, "table.grid tbody tr td:nth-child(1)")
+        assert latest == ["s045-keep", "s044-discard", "s043-keep", "s042-crash", "s001-baseline", "s000-baseline"]
+        assert "40 skipped or rejected runs" in page.inner_text("main")
+        assert "1.0000" not in page.inner_text("table.grid")  # the crash's partial score is no score
+        progress = _figure_json(page, "progress")
+        xs = [x for trace in progress["data"] for x in trace["x"]]
+        assert max(xs) == 6  # the six runs that trained; the forty skipped take no place on the axis
+        assert f"{SKIPPED_RUNS} skipped or rejected not shown" in progress["layout"]["xaxis"]["title"]["text"]
+        crash = next(t for t in progress["data"] if t["name"] == "crash (no score)")
+        assert crash["yaxis"] == "y2"  # on the strip above the plot, not at its partial 1.0
+        scored_y = [y for t in progress["data"] if t.get("yaxis") != "y2" for y in t["y"]]
+        assert min(scored_y) == 1.287
+        drawn = page.evaluate("() => document.getElementById('chart-progress')._fullLayout.yaxis.range")
+        assert drawn[0] > 1.25, drawn  # the score axis is not stretched down to the crash's 1.0
+        drawn_x = page.evaluate("() => document.getElementById('chart-progress')._fullLayout.xaxis.range")
+        assert drawn_x[1] < 8, drawn_x
+        size = page.evaluate("() => document.getElementById('chart-size')._fullLayout.xaxis.range")
+        # Zoomed on the points (9,700,000 to 9,820,001 bytes), the limit named at the edge, not 0 to 16 MB.
+        assert 9_600_000 < size[0] < 9_700_000 and 9_820_001 < size[1] < 9_900_000, size
+        assert "6,179,999 bytes above the largest run" in page.inner_text("#chart-size")
+        view.open(server.url + "/experiments", charts=0, screenshot=shots / "experiments-skipped.png")
+        assert page.locator("#experiments-table tbody tr").count() == SKIPPED_RUNS + 6
+        assert page.locator("#experiments-table tbody tr:visible").count() == 6  # skipped start hidden
+        page.check("input.status-filter[value=skipped]")
+        assert page.locator("#experiments-table tbody tr:visible").count() == SKIPPED_RUNS + 6
+        page.fill("input.table-filter", "s04")
+        assert page.locator("#experiments-table tbody tr:visible").count() == 6  # s040-s045: text and status
+        assert view.errors == []
+        context.close()
+    _keep_screenshots(shots)
+
+
+def test_loop_card_shows_the_run_in_flight_with_step_and_eta(browser, tmp_path: Path) -> None:
+    from pgolf.dashboard.app import create_app
+    from pgolf.loop.supervisor import workspace_lock
+
+    ws = make_skipped_workspace(tmp_path / "ws")
+    folder = ws.run_dir("s046-live")
+    folder.mkdir()
+    (folder / "command.txt").write_text("python train_gpt.py\n")
+    (folder / "train.log").write_text("".join(
+        f"step:{s}/200 train_loss:{3 - s / 100:.4f} train_time:{s * 500}ms step_avg:500.00ms\n" for s in range(0, 121, 10)))
+    ws.running_dir.mkdir(parents=True, exist_ok=True)
+    (ws.running_dir / "s046-live.json").write_text(json.dumps(
+        {"run_id": "s046-live", "kind": "experiment", "commit": "c" * 40, "parent_commit": "p" * 40,
+         "parent_run": "s045-keep", "seed": 1337, "description": "try RoPE base 20000", "phase": "running"}))
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    with workspace_lock(ws), _Server(create_app(ws, refresh_seconds=60)) as server:
+        context = browser.new_context(viewport=VIEWPORT)
+        view = _Page(context)
+        view.open(server.url + "/", charts=2, screenshot=shots / "overview-inflight.png")
+        card = view.page.inner_text(".card:has(h2:text('Loop'))")
+        assert "running" in card and "s046-live" in card and "step 120/200" in card
+        assert "ETA 40s" in card and "try RoPE base 20000" in card  # 80 steps left at 500 ms a step
+        assert view.errors == []
+        context.close()
+    _keep_screenshots(shots)

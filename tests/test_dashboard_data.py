@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dashboard_fixture import RESEARCH_ITEMS, make_dashboard_workspace
+from dashboard_fixture import AGENT_RUN, DECISION, RESEARCH_ITEMS, add_agent_files, make_dashboard_workspace
 from pgolf.dashboard.charts import all_figures, correlation_figure, progress_figure, size_figure
 from pgolf.dashboard.data import (
     LOG_TAIL_LINES,
+    RUN_FILES,
     _probe_lock,
     gather,
     loop_state,
@@ -22,6 +23,7 @@ from pgolf.dashboard.data import (
     run_file,
     running_best,
 )
+from pgolf.dashboard.render import _number, _when
 from pgolf.ledger import LedgerRow
 from pgolf.loop.supervisor import workspace_lock
 from pgolf.workspace import Workspace, init_workspace
@@ -115,8 +117,8 @@ def test_empty_workspace_has_notes_and_no_charts(tmp_path: Path) -> None:
     data = gather(ws)
     assert data.rows == [] and data.problems == []
     assert all(fig is None for fig in all_figures(data).values())
-    assert "no research database" in data.research.note
-    assert "competitors" in data.competitors.note
+    assert "`pgolf research fetch`" in data.research.note  # the exact command that fills the page
+    assert "`pgolf competitors scan PATH`" in data.competitors.note
     assert not (ws.research_db).exists()
 
 
@@ -152,8 +154,8 @@ def test_progress_and_correlation_figures(fixture_ws: Workspace) -> None:
     assert progress is not None
     best_local = next(t for t in progress["data"] if t["name"] == "best so far (local)")
     assert best_local["y"] == [1.312, 1.2895, 1.2702, 1.2655, 1.2648, 1.2648]
-    crash = next(t for t in progress["data"] if t["name"] == "crash")
-    assert crash["marker"]["symbol"] == ["x"]
+    crash = next(t for t in progress["data"] if t["name"] == "crash (no score)")
+    assert crash["marker"]["symbol"] == "x" and crash["yaxis"] == "y2"  # on the no-score strip, not a score
     corr = correlation_figure(data)
     assert corr is not None
     pairs = next(t for t in corr["data"] if t["name"] == "promoted pairs")
@@ -208,3 +210,59 @@ def test_research_is_read_while_a_writer_holds_the_database(tmp_path: Path) -> N
         assert len(gather(ws).research.rows) == len(RESEARCH_ITEMS)
     finally:
         writer.close()
+
+
+def test_run_detail_reads_decision_preflight_and_agent_files(tmp_path: Path) -> None:
+    ws = make_dashboard_workspace(tmp_path / "ws")
+    add_agent_files(ws)
+    detail = run_detail(ws, AGENT_RUN)
+    assert detail is not None and detail.decision == DECISION and detail.preflight["ok"] is True
+    assert detail.agent_log_tail and detail.agent_log_tail.startswith("reading PGOLF_HANDOFF")
+    assert detail.handoff and detail.handoff.startswith("# Brief")
+    assert detail.files == ("command.txt", "diff.patch", "train.log", "result.json", "preflight.json",
+                            "decision.json", "handoff.md", "agent.log")
+    for name in detail.files:
+        assert run_file(ws, AGENT_RUN, name) == ws.run_dir(AGENT_RUN) / name
+    assert run_file(ws, AGENT_RUN, "promotion.json") is None  # known, absent
+    assert run_file(ws, AGENT_RUN, "../pgolf.toml") is None and "../pgolf.toml" not in RUN_FILES
+    (ws.run_dir(AGENT_RUN) / "decision.json").write_text('{"gain": NaN')
+    broken = run_detail(ws, AGENT_RUN)
+    assert broken is not None and broken.decision is None and broken.broken_json == ("decision.json",)
+
+
+def test_numbers_and_times_read_one_way() -> None:
+    assert _number(120026.89053999985) == "120,026.89" and _number(1.23456789) == "1.2346"
+    assert _number(600.0) == "600" and _number(17059912) == "17,059,912" and _number(1337, "seed") == "1337"
+    assert _number(0.000012345) == "1.23e-05" and _number(True) == "yes" and _number(None) == "–"
+    assert _when("2025-06-15T03:10:00Z") == _when(1749957000.0) == "2025-06-15 03:10 UTC"
+
+
+def test_size_chart_scale_follows_the_points(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    for i, size in enumerate((95_000, 101_000, 99_500)):  # a demo's models, 160 times under the limit
+        ws.ledger().append(LedgerRow(f"{i:08x}", "local", 2.1 - i / 100, size, None, "keep", run_id=f"d{i}"))
+    layout = size_figure(gather(ws))["layout"]
+    assert layout["xaxis"]["type"] == "log" and layout["shapes"]  # the points and the limit line both visible
+    assert 10 ** layout["xaxis"]["range"][0] < 95_000 and 10 ** layout["xaxis"]["range"][1] > 16_000_000
+
+
+def test_the_loop_state_lists_the_runs_in_flight_on_every_slot(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    ws.running_dir.mkdir(parents=True)
+    for slot, (run_id, step) in enumerate((("r0007", 50), ("r0008", 10))):
+        folder = ws.run_dir(run_id)
+        folder.mkdir(parents=True)
+        (folder / "train.log").write_text(f"step:{step}/100 train_loss:2.0 train_time:5000ms step_avg:100.00ms\n")
+        (ws.running_dir / f"{run_id}.json").write_text(json.dumps(
+            {"run_id": run_id, "kind": "experiment", "phase": "running", "description": "d", "slot": slot}))
+    assert loop_state(ws).inflight == ()  # no loop holds the lock: nothing is in flight, whatever the files say
+    with workspace_lock(ws):
+        runs = loop_state(ws).inflight
+    assert [(r.run_id, r.slot, r.step, r.total_steps, r.eta_seconds) for r in runs] == [
+        ("r0007", 0, 50, 100, 5.0), ("r0008", 1, 10, 100, 9.0)]
+    before = sorted(p.name for p in ws.running_dir.iterdir())
+    (ws.running_dir / "r0007.json").write_text('{"run_id": "../../etc"}')
+    (ws.running_dir / "r0009.json").write_text("{not json")
+    with workspace_lock(ws):
+        assert [r.run_id for r in loop_state(ws).inflight] == ["r0008"]
+    assert sorted(p.name for p in ws.running_dir.iterdir()) == sorted([*before, "r0009.json"])  # nothing removed

@@ -6,11 +6,19 @@ hover text as a little HTML, so text from the ledger is escaped first.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from pgolf.dashboard.data import MEASURED_STATUSES, DashboardData, pareto_front, running_best
+from pgolf.dashboard.data import (
+    MEASURED_STATUSES,
+    NOT_RUN_STATUSES,
+    DashboardData,
+    pareto_front,
+    running_best,
+)
+from pgolf.fmt import fmt_bytes
 from pgolf.ledger import LedgerRow
 
 Figure = dict[str, Any]
@@ -44,7 +52,7 @@ def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, A
 
 def _hover(position: int, row: LedgerRow) -> str:
     bpb = "no score" if row.val_bpb is None else f"val_bpb {row.val_bpb:.4f}"
-    size = "" if row.artifact_bytes is None else f"<br>{row.artifact_bytes:,} bytes"
+    size = "" if row.artifact_bytes is None else f"<br>{fmt_bytes(row.artifact_bytes)} bytes"
     return (f"#{position} {escape(row.run_id or row.commit[:8])} ({escape(row.tier)})<br>{row.status}: "
             f"{bpb}{size}<br>{escape(_shorten(row.description))}")
 
@@ -53,16 +61,25 @@ def _shorten(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def experiment_positions(rows: list[LedgerRow]) -> list[tuple[int, LedgerRow]]:
+    """(experiment number, row) for the runs that trained, in ledger order: runs that never trained
+    (skipped, rejected) take no place on the experiment axis, so forty of them do not squash the rest."""
+    trained = [r for r in rows if r.status not in NOT_RUN_STATUSES]
+    return list(enumerate(trained, start=1))
+
+
 def progress_figure(data: DashboardData) -> Figure | None:
-    """val_bpb per experiment in ledger order, coloured by status, with each tier's running best."""
-    if not data.rows:
+    """val_bpb per experiment, coloured by status, with each tier's running best.
+
+    Only complete measurements are drawn at their val_bpb; a crash, timeout or abort is a cross on a strip
+    above the plot (its own axis), never at a score it did not earn.
+    """
+    positioned = experiment_positions(data.rows)
+    if not positioned:
         return None
-    scored = [r.val_bpb for r in data.rows if r.val_bpb is not None]
-    # Runs without a score sit on the top edge, so crashes stay visible in the sequence.
-    ceiling = max(scored) if scored else 1.0
     traces: list[dict[str, Any]] = []
     for i, tier in enumerate(data.tiers):
-        tier_rows = [(p, r) for p, r in enumerate(data.rows, start=1) if r.tier == tier]
+        tier_rows = [(p, r) for p, r in positioned if r.tier == tier]
         steps = running_best(r for _, r in tier_rows)
         if steps:
             positions = [tier_rows[k - 1][0] for k, _ in steps] + [tier_rows[-1][0]]
@@ -73,25 +90,45 @@ def progress_figure(data: DashboardData) -> Figure | None:
                 "hoverinfo": "skip",
             })
     by_status: dict[str, list[tuple[int, LedgerRow]]] = {}
-    for position, row in enumerate(data.rows, start=1):
+    for position, row in positioned:
         by_status.setdefault(row.status, []).append((position, row))
+    failed = False
     for status, items in by_status.items():
+        scored = status in MEASURED_STATUSES
+        points = [(p, r) for p, r in items if not scored or r.val_bpb is not None]
+        if not points:
+            continue
+        failed = failed or not scored
         traces.append({
-            "type": "scatter", "mode": "markers", "name": status,
-            "x": [p for p, _ in items],
-            "y": [r.val_bpb if r.val_bpb is not None else ceiling for _, r in items],
-            "text": [_hover(p, r) for p, r in items], "hovertemplate": "%{text}<extra></extra>",
-            "marker": {"color": STATUS_COLORS.get(status, "#57606a"), "size": 9,
-                       "symbol": ["circle" if r.val_bpb is not None else "x" for _, r in items],
-                       "line": {"width": 1, "color": "#ffffff"}},
+            "type": "scatter", "mode": "markers", "name": status if scored else f"{status} (no score)",
+            "x": [p for p, _ in points],
+            "y": [r.val_bpb if scored else 0.5 for _, r in points],
+            **({} if scored else {"yaxis": "y2"}),
+            "text": [_hover(p, r) for p, r in points], "hovertemplate": "%{text}<extra></extra>",
+            "marker": {"color": STATUS_COLORS.get(status, "#57606a"), "size": 9 if scored else 10,
+                       "symbol": "circle" if scored else "x", "line": {"width": 1, "color": "#ffffff"}},
         })
-    return {"data": traces, "layout": _layout("val_bpb per experiment", "experiment (ledger order)",
-                                                "val_bpb (lower is better)")}
+    hidden = sum(1 for r in data.rows if r.status in NOT_RUN_STATUSES)
+    x_title = "experiment" + (f" ({hidden} skipped or rejected not shown)" if hidden else " (ledger order)")
+    layout = _layout("val_bpb per experiment", x_title, "val_bpb (lower is better)")
+    if failed:
+        # The lower 86% of the height holds the scores; the strip above holds the runs without one.
+        layout["yaxis"]["domain"] = [0, 0.86]
+        layout["yaxis2"] = {"domain": [0.9, 1], "range": [0, 1], "showticklabels": False, "showgrid": False,
+                            "zeroline": False, "fixedrange": True}
+        layout["annotations"] = [{"x": 0, "y": 0.95, "xref": "paper", "yref": "paper", "xanchor": "right",
+                                  "text": "no score ", "showarrow": False, "font": {"size": 11, "color": "#57606a"}}]
+    layout["xaxis"]["rangemode"] = "tozero"
+    return {"data": traces, "layout": layout}
 
 
 def size_figure(data: DashboardData) -> Figure | None:
-    """val_bpb against artifact bytes, the ruleset's artifact limit, and each tier's Pareto front."""
-    points = [(p, r) for p, r in enumerate(data.rows, start=1)
+    """val_bpb against artifact bytes, the ruleset's artifact limit, and each tier's Pareto front.
+
+    The x axis spans the points and the limit; when the points are far below the limit (a demo's
+    100 kB models against 16 MB) it is logarithmic, so both stay readable.
+    """
+    points = [(p, r) for p, r in experiment_positions(data.rows)
               if r.val_bpb is not None and r.artifact_bytes is not None and r.status in MEASURED_STATUSES]
     if not points:
         return None
@@ -106,25 +143,42 @@ def size_figure(data: DashboardData) -> Figure | None:
             "type": "scatter", "mode": "markers", "name": f"{tier} runs",
             "x": [r.artifact_bytes for _, r in tier_points], "y": [r.val_bpb for _, r in tier_points],
             "text": [_hover(p, r) for p, r in tier_points], "hovertemplate": "%{text}<extra></extra>",
-            "marker": {"size": 9, "color": color, "opacity": 0.75,
+            "marker": {"size": 9, "color": color, "opacity": 0.6,
                        "symbol": ["x" if r.status == "oversize" else "circle" for _, r in tier_points]},
         })
         front = pareto_front((r for _, r in tier_points), limit)
         if front:
             traces.append({
-                "type": "scatter", "mode": "lines", "name": f"Pareto front ({tier})",
+                "type": "scatter", "mode": "lines+markers", "name": f"Pareto front ({tier})",
                 "x": [r.artifact_bytes for r in front], "y": [r.val_bpb for r in front],
-                "line": {"shape": "hv", "dash": "dot", "width": 2, "color": color}, "hoverinfo": "skip",
+                "line": {"shape": "hv", "width": 2.5, "color": color},
+                "marker": {"size": 11, "color": color, "symbol": "diamond", "line": {"width": 1, "color": "#fff"}},
+                "hoverinfo": "skip",
             })
     limit_line = {"type": "line", "xref": "x", "yref": "paper", "x0": limit, "x1": limit, "y0": 0, "y1": 1,
                   "line": {"color": "#cf222e", "width": 2, "dash": "dash"}}
     label = {"x": limit, "y": 1, "xref": "x", "yref": "paper", "yanchor": "bottom", "xanchor": "right",
-             "text": f"artifact limit {limit:,} bytes", "showarrow": False,
+             "text": f"artifact limit {fmt_bytes(limit)} bytes", "showarrow": False,
              "font": {"color": "#cf222e", "size": 12}}
-    largest = max(max(r.artifact_bytes for _, r in points), limit)  # type: ignore[type-var]
+    sizes: list[int] = [r.artifact_bytes for _, r in points]  # type: ignore[misc]
     layout = _layout("val_bpb against artifact size", "artifact bytes (code + compressed model)",
                      "val_bpb", shapes=[limit_line], annotations=[label])
-    layout["xaxis"]["range"] = [0, largest * 1.05]
+    low, high = min(sizes), max(sizes)
+    spread = high - low or high * 0.02
+    if limit > 4 * high:  # far below the limit (a demo's models): a log axis shows both
+        layout["xaxis"].update(type="log", range=[math.log10(low) - 0.15, math.log10(limit) + 0.1])
+        layout["xaxis"]["title"]["text"] += " (log scale)"
+    elif limit - high <= 3 * spread or high > limit:  # the limit is near the points: show both
+        left, right = min(low, limit), max(high, limit)
+        layout["xaxis"]["range"] = [left - 0.08 * (right - left), right + 0.05 * (right - left)]
+    else:  # the points are clustered well below the limit: zoom on them, name the headroom
+        layout["xaxis"]["range"] = [low - 0.15 * spread, high + 0.15 * spread]
+        layout["shapes"] = []
+        label.update(x=1, xref="paper", xanchor="right", text=f"artifact limit {fmt_bytes(limit)} bytes →<br>"
+                     f"{fmt_bytes(limit - high)} bytes above the largest run")
+    bpbs = [r.val_bpb for _, r in points]
+    pad = (max(bpbs) - min(bpbs)) * 0.08 or 0.01  # type: ignore[operator]
+    layout["yaxis"]["range"] = [min(bpbs) - pad, max(bpbs) + pad]  # type: ignore[operator]
     return {"data": traces, "layout": layout}
 
 

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,12 @@ from pgolf.workspace import Workspace
 
 # Statuses whose val_bpb is a complete measurement (crash/timeout/aborted scores are partial at best).
 MEASURED_STATUSES = status.MEASURED
-RUN_FILES = ("command.txt", "diff.patch", "train.log", "result.json")
+# The files of a run folder the run page shows and serves (only these names, only when present).
+RUN_FILES = ("command.txt", "diff.patch", "train.log", "result.json", "preflight.json", "decision.json",
+             "promotion.json", "env.json", "handoff.md", "agent.log", "description.txt", "llm_reply.txt",
+             "proposed.patch")
+# Runs that never trained: they take no place on the experiment axis.
+NOT_RUN_STATUSES = status.NOT_RUN
 LOOP_LOCK = LOCK_NAME  # held with flock by `pgolf run` for its whole life
 LOG_TAIL_LINES = 80
 _LOG_TAIL_BYTES = 64_000
@@ -59,11 +64,27 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class InFlightRun:
+    """A run the loop is working on now, with its progress read from the tail of its log."""
+
+    run_id: str
+    kind: str
+    phase: str
+    description: str
+    step: int | None = None
+    total_steps: int | None = None
+    eta_seconds: float | None = None
+    elapsed_seconds: float | None = None
+    slot: int | None = None
+
+
+@dataclass(frozen=True)
 class LoopState:
-    """Whether an experiment loop holds the workspace, in words."""
+    """Whether an experiment loop holds the workspace, in words, and the runs it has in flight."""
 
     running: bool
     detail: str
+    inflight: tuple[InFlightRun, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +146,8 @@ class DashboardData:
                 "local": self.last_promotion.local.as_dict(),
                 "remote": self.last_promotion.remote.as_dict() if self.last_promotion.remote else None},
             "budget": self.budget.as_dict() if self.budget else None,
-            "loop": {"running": self.loop.running, "detail": self.loop.detail},
+            "loop": {"running": self.loop.running, "detail": self.loop.detail,
+                     "inflight": [asdict(r) for r in self.loop.inflight]},
             "research": {"count": len(self.research.rows), "note": self.research.note},
             "competitors": {"count": len(self.competitors.rows), "note": self.competitors.note},
             "frontier": self.frontier,
@@ -148,6 +170,14 @@ class RunDetail:
     log_tail_lines: int = 0
     result: dict[str, Any] | None = None
     result_text: str | None = None
+    files: tuple[str, ...] = ()  # the RUN_FILES present in the folder, in that order
+    preflight: Any = None  # parsed preflight.json / decision.json / promotion.json (None when absent)
+    decision: Any = None
+    promotion: Any = None
+    broken_json: tuple[str, ...] = ()  # names of those three that are present but not JSON
+    handoff: str | None = None
+    agent_log_tail: str | None = None
+    agent_log_lines: int = 0
 
 
 # -- the snapshot ------------------------------------------------------------------------------------
@@ -231,7 +261,9 @@ def fingerprint(ws: Workspace) -> str:
             parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
         except OSError:
             parts.append(f"{path.name}:-")
-    parts.append(f"loop:{loop_state(ws).running}")
+    loop = loop_state(ws)
+    # A step of a run in flight changes the page (its loop card), so it changes the fingerprint too.
+    parts.append(f"loop:{loop.running}:" + ",".join(f"{r.run_id}@{r.step}" for r in loop.inflight))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -275,18 +307,54 @@ def running_best(rows: Iterable[LedgerRow]) -> list[tuple[int, float]]:
 # -- the loop ------------------------------------------------------------------------------------
 
 def loop_state(ws: Workspace) -> LoopState:
-    """Whether `pgolf run` holds the workspace lock, found without taking any lock where possible."""
+    """Whether `pgolf run` holds the workspace lock (found without taking any lock where possible),
+    and, while it does, the runs it has in flight."""
     lock = ws.state_dir / LOOP_LOCK
     try:
         st = lock.stat()
     except FileNotFoundError:
         return LoopState(False, "no loop has run here yet")
     holder = _flock_holder(st)
-    if holder is None:
-        return _probe_lock(lock)
-    if holder:
-        return LoopState(True, f"`pgolf run` (pid {holder}) holds the workspace lock")
-    return LoopState(False, "no loop is running")
+    state = _probe_lock(lock) if holder is None else (
+        LoopState(True, f"pgolf run (pid {holder}) holds the workspace lock") if holder
+        else LoopState(False, "no loop is running"))
+    if not state.running:
+        return state
+    return LoopState(True, state.detail, tuple(inflight_runs(ws)))
+
+
+def inflight_runs(ws: Workspace) -> list[InFlightRun]:
+    """The runs the loop has in flight (one record per slot in `Workspace.running_dir`), with step and
+    ETA from each run's log. Only read: a damaged record is skipped here and left for the loop to repair.
+    """
+    folder = ws.running_dir
+    runs = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        text, _ = _read_limited(path, 100_000)
+        record = _parse_json_object(text)
+        if record is not None and isinstance(record.get("run_id"), str) and valid_run_id(record["run_id"]):
+            runs.append(_with_progress(ws, record))
+    return runs
+
+
+def _with_progress(ws: Workspace, record: dict[str, Any]) -> InFlightRun:
+    from pgolf.loop.progress import ProgressTracker
+
+    run = ws.run(record["run_id"])
+    tail, _ = _log_tail(run.log)
+    tracker = ProgressTracker()
+    for line in (tail or "").splitlines():
+        tracker.feed(line)
+    p = tracker.progress
+    try:
+        elapsed = max(time.time() - run.command.stat().st_mtime, 0.0)
+    except OSError:
+        elapsed = None
+    return InFlightRun(run_id=record["run_id"], kind=str(record.get("kind", "")),
+                       phase=str(record.get("phase", "")), description=str(record.get("description", "")),
+                       step=p.step or None, total_steps=p.total_steps or None, eta_seconds=p.eta_seconds,
+                       elapsed_seconds=elapsed,
+                       slot=record["slot"] if isinstance(record.get("slot"), int) else None)
 
 
 def _flock_holder(st: os.stat_result) -> str | None:
@@ -312,7 +380,7 @@ def _probe_lock(lock: Path) -> LoopState:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                return LoopState(True, "`pgolf run` holds the workspace lock")
+                return LoopState(True, "pgolf run holds the workspace lock")
             raise
         fcntl.flock(fh, fcntl.LOCK_UN)
     return LoopState(False, "no loop is running")
@@ -355,7 +423,8 @@ def _research_store(ws: Workspace) -> _ReadOnlyStore | None:
 
 def _research(store: _ReadOnlyStore | None, limit: int) -> Section:
     if store is None:
-        return Section(note="no research database yet: run `pgolf research` to fill it")
+        return Section(note="no research yet: `pgolf research fetch` fills it (papers, PRs, posts), then "
+                            "`pgolf research grade` grades it")
     try:
         items = store.list()
     except sqlite3.Error as err:
@@ -367,7 +436,7 @@ def _research(store: _ReadOnlyStore | None, limit: int) -> Section:
         "flags": ", ".join(i.flags),
     } for i in graded[:limit]]
     if not rows:
-        return Section(note="the research database holds no items yet")
+        return Section(note="the research database holds no items yet: run `pgolf research fetch`")
     return Section(rows=rows, note=f"showing the first {len(rows)} of {len(items)}" if len(items) > limit else "")
 
 
@@ -388,7 +457,9 @@ def _competitors(ws: Workspace, store: _ReadOnlyStore | None, ruleset: Ruleset,
         return Section(note=f"competitors could not be read: {err}"), None
     same_track = [e for e in entries if e.track == ruleset.name] or entries
     if not same_track:
-        return Section(note="no competitors known yet: run `pgolf competitors scan`"), None
+        return Section(note="no competitors known yet: `pgolf competitors scan PATH` reads a clone of "
+                            "openai/parameter-golf (or its records/ or README.md); `pgolf research fetch "
+                            "--sources github_prs` adds the records of its pull requests"), None
     rows = [{"name": e.name, "author": e.author or "", "val_bpb": e.val_bpb, "date": e.date or "",
              "where": e.pr_or_folder, "state": e.state or "", "source": e.source, "ours": False}
             for e in same_track]
@@ -430,9 +501,21 @@ def run_detail(ws: Workspace, run_id: str, rows: Iterable[LedgerRow] | None = No
     result_text, _ = _read_limited(folder / "result.json", _DIFF_LIMIT_BYTES)
     result = _parse_json_object(result_text)
     command, _ = _read_limited(folder / "command.txt", 10_000)
+    parsed, broken = {}, []
+    for name in ("preflight.json", "decision.json", "promotion.json"):
+        text, _ = _read_limited(folder / name, _DIFF_LIMIT_BYTES)
+        parsed[name] = _parse_json(text)
+        if text is not None and parsed[name] is None:
+            broken.append(name)
+    handoff, _ = _read_limited(folder / "handoff.md", _DIFF_LIMIT_BYTES)
+    agent_tail, agent_lines = _log_tail(folder / "agent.log")
     return RunDetail(run_id, row, folder, exists=True, command=command, diff=diff, diff_truncated=truncated,
                      log_tail=tail, log_tail_lines=tail_lines, result=result,
-                     result_text=None if result is not None else result_text)
+                     result_text=None if result is not None else result_text,
+                     files=tuple(n for n in RUN_FILES if (folder / n).is_file()),
+                     preflight=parsed["preflight.json"], decision=parsed["decision.json"],
+                     promotion=parsed["promotion.json"], broken_json=tuple(broken), handoff=handoff,
+                     agent_log_tail=agent_tail, agent_log_lines=agent_lines)
 
 
 def run_file(ws: Workspace, run_id: str, name: str) -> Path | None:
@@ -467,11 +550,20 @@ def _log_tail(path: Path) -> tuple[str | None, int]:
     return "\n".join(tail), len(tail)
 
 
-def _parse_json_object(text: str | None) -> dict[str, Any] | None:
+def _parse_json(text: str | None) -> Any:
+    """A JSON value, or None when there is no text or it is not JSON (NaN and Infinity refused)."""
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError):
         return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _parse_json_object(text: str | None) -> dict[str, Any] | None:
+    value = _parse_json(text)
     return value if isinstance(value, dict) else None

@@ -44,14 +44,24 @@
     if (saved) { sortTable(table, saved[0], saved[1]); }
   }
 
+  // The text filter and the status boxes of a table's toolbar together decide which rows show.
+  function applyFilters(table) {
+    var input = document.querySelector('input.table-filter[data-table="' + table.id + '"]');
+    var needle = input ? input.value.trim().toLowerCase() : "";
+    var shown = {};
+    document.querySelectorAll('input.status-filter[data-table="' + table.id + '"]').forEach(function (box) {
+      shown[box.value] = box.checked;
+    });
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      var byStatus = !(row.dataset.status in shown) || shown[row.dataset.status];
+      var byText = !needle || row.textContent.toLowerCase().indexOf(needle) >= 0;
+      row.style.display = byStatus && byText ? "" : "none";
+    });
+  }
+
   function makeFilter(input) {
     var table = document.getElementById(input.dataset.table);
-    input.addEventListener("input", function () {
-      var needle = input.value.trim().toLowerCase();
-      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
-        row.style.display = !needle || row.textContent.toLowerCase().indexOf(needle) >= 0 ? "" : "none";
-      });
-    });
+    input.addEventListener(input.type === "checkbox" ? "change" : "input", function () { applyFilters(table); });
   }
 
   function watch(body) {
@@ -80,7 +90,8 @@
     window.addEventListener("hashchange", openTarget);
     drawCharts();
     document.querySelectorAll("table.sortable").forEach(makeSortable);
-    document.querySelectorAll("input.table-filter").forEach(makeFilter);
+    document.querySelectorAll("input.table-filter, input.status-filter").forEach(makeFilter);
+    document.querySelectorAll("table.sortable").forEach(applyFilters);
     if (document.body.dataset.stateUrl) { watch(document.body); }
   });
 })();
