@@ -25,7 +25,7 @@ from pgolf.errors import PgolfError
 from pgolf.ledger import LedgerRow
 from pgolf.research.items import ResearchItem
 from pgolf.research.store import ResearchStore
-from pgolf.workspace import Workspace
+from pgolf.workspace import Workspace, init_workspace
 
 PAGES = ("/", "/experiments", "/research", "/competitors", "/runs/l05-qk", "/runs/l09-muon",
          "/runs/l05-qk/files/train.log", "/runs/l05-qk/files/result.json", "/api/state", "/api/data",
@@ -169,3 +169,12 @@ def test_untrusted_text_cannot_inject_markup_or_links(ws: Workspace) -> None:
     overview, experiments = client.get("/").text, client.get("/experiments").text
     assert "<script>alert(1)</script>" not in overview + experiments
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in experiments  # shown as text
+
+
+def test_empty_research_and_competitors_pages_name_the_command_that_fills_them(tmp_path: Path) -> None:
+    empty = init_workspace(tmp_path / "empty")
+    client = _client(empty)
+    assert "<code>pgolf research fetch</code> fills it" in client.get("/research").text
+    competitors = client.get("/competitors").text
+    assert "<code>pgolf competitors scan PATH</code> reads a clone of openai/parameter-golf" in competitors
+    assert "<code>pgolf research fetch --sources github_prs</code>" in competitors

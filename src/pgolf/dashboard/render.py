@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from pgolf.dashboard.charts import STATUS_COLORS, all_figures
 from pgolf.dashboard.data import MEASURED_STATUSES, NOT_RUN_STATUSES, DashboardData
@@ -107,6 +107,11 @@ def _web_url(url: str | None) -> str:
     return url if url and urlsplit(url.strip()).scheme.lower() in {"http", "https"} else ""
 
 
+def _commands(text: str) -> Markup:
+    """A note for people, its `commands` set as code (the rest escaped)."""
+    return Markup(re.sub(r"`([^`\n]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 def _json_script(value: Any) -> Markup:
     """JSON safe to place inside a <script> element."""
     text = json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -124,7 +129,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(bpb=_bpb, usd=_usd, count=_count, when=_when, num=_number, score=_score,
+    env.filters.update(bpb=_bpb, usd=_usd, count=_count, when=_when, num=_number, score=_score, commands=_commands,
                        duration=_duration, json_columns=_json_columns, json_script=_json_script,
                        web_url=_web_url)
     env.globals.update(status_colors=STATUS_COLORS, measured_statuses=MEASURED_STATUSES,
