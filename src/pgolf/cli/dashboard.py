@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pgolf.cli._common import console, current_workspace, err_console
+from pgolf.cli._common import console, current_workspace, err_console, fmt_bytes
 from pgolf.dashboard import LOCAL_HOSTS
 from pgolf.errors import ConfigError, PgolfError
 
@@ -96,4 +96,4 @@ def report(
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     path = write_report(ws, out)
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; opens offline in any browser)")
+    console.print(f"wrote {path} ({fmt_bytes(path.stat().st_size)} bytes; opens offline in any browser)")
