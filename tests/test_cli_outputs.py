@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgolf.fmt import fmt_bytes, fmt_time
+from pgolf.fmt import fmt_bpb, fmt_bytes, fmt_time, fmt_usd
 from pgolf.ledger import LedgerRow
 from pgolf.workspace import Workspace, init_workspace
 
@@ -89,6 +89,7 @@ def test_an_unknown_grader_is_refused_before_the_workspace_is_read(tmp_path: Pat
 
 def test_byte_counts_read_one_way_everywhere(ws: Workspace) -> None:
     assert fmt_bytes(15_861_272) == "15,861,272" and fmt_bytes(None) == "-"
+    assert fmt_bpb(float("nan")) == "-" and fmt_usd(float("inf")) == "-" and fmt_usd(3.456) == "$3.46"
     ledger = _pgolf("ledger", cwd=ws.root, columns=200).stdout
     status = _pgolf("status", cwd=ws.root, columns=200).stdout
     assert "15,861,274" in ledger and "15,861,274" in status and "16,000,000 bytes" in status

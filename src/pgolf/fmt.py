@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 
@@ -11,13 +12,13 @@ def fmt_bytes(value: int | None, missing: str = "-") -> str:
 
 
 def fmt_bpb(value: float | None, missing: str = "-") -> str:
-    """A val_bpb: four decimals."""
-    return missing if value is None else f"{value:.4f}"
+    """A val_bpb: four decimals (a number that is not finite is no score)."""
+    return missing if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
 def fmt_usd(value: float | None, missing: str = "-") -> str:
-    """Dollars and cents."""
-    return missing if value is None else f"${value:,.2f}"
+    """Dollars and cents; never "$nan"."""
+    return missing if value is None or not math.isfinite(value) else f"${value:,.2f}"
 
 
 def fmt_time(value: float | str | None, missing: str = "-") -> str:
