@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from loop_fixtures import make_workspace
 from pgolf import git
 from pgolf.ledger import LedgerRow
-from pgolf.loop.supervisor import workspace_lock
+from pgolf.loop.events import QuietEvents
+from pgolf.loop.supervisor import run_loop, workspace_lock
 from pgolf.workspace import Workspace, init_workspace
 
 # A script shaped like the challenge's own: reads its data from the environment, needs CUDA.
@@ -154,3 +156,28 @@ def test_clean_is_refused_while_a_loop_holds_the_workspace(cluttered: Workspace)
     assert out.returncode != 0
     assert out.stderr.count("\n") == 1 and "is running in" in out.stderr
     assert ws.run_dir("r0001").exists()
+
+
+# --- pgolf run names the branch it switches to ---------------------------------------------------------
+
+class _Said(QuietEvents):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_the_loop_says_which_branch_it_switches_to_and_leaves_the_users_alone(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    main_commit = git.head_commit(ws.root)
+    said = _Said()
+    run_loop(ws, experiments=0, events=said)  # the noise floor only: two fast runs of the fake script
+    switched = [line for line in said.lines if line.startswith("switched to branch")]
+    assert switched == ["switched to branch pgolf/explore (from main): experiments are committed there, "
+                        "pgolf/best holds the best script; main is left as it was"]
+    assert git.current_branch(ws.root) == "pgolf/explore"
+    assert git.git(ws.root, "rev-parse", "main") == main_commit
+    again = _Said()
+    run_loop(ws, experiments=0, events=again)  # already there: nothing to announce
+    assert not [line for line in again.lines if line.startswith("switched")]

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pgolf import git
-from pgolf.loop.lifecycle import TAG_PREFIX
+from pgolf.loop.refs import TAG_PREFIX
+from pgolf.status import Status
 from pgolf.workspace import Workspace
-
-SKIPPED = "skipped"  # the proposer changed nothing: the folder holds no measurement
 
 
 @dataclass
@@ -45,7 +44,7 @@ def _skipped_folders(ws: Workspace) -> list[Path]:
     runs = ws.runs_dir.resolve()
     found = []
     for row in ws.ledger().rows():
-        if row.status != SKIPPED or not row.run_id:
+        if row.status != Status.SKIPPED or not row.run_id:  # a skipped proposal measured nothing
             continue
         folder = ws.run_dir(row.run_id).resolve()
         if folder.parent == runs and folder.is_dir():  # a run id never names a folder elsewhere

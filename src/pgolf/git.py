@@ -55,6 +55,12 @@ def is_repo(root: Path) -> bool:
     return git(root, "rev-parse", "--is-inside-work-tree", check=False) == "true"
 
 
+def current_branch(root: Path) -> str | None:
+    """The branch checked out in `root`, or None (a detached HEAD, or not a repository)."""
+    name = git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return name or None
+
+
 def head_commit(root: Path, short: bool = False) -> str:
     """The commit HEAD points at."""
     return git(root, "rev-parse", *(["--short=8"] if short else []), "HEAD")

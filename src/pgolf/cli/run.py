@@ -63,9 +63,11 @@ def run(
 
 
 def _where_next(root: Path) -> None:
-    console.print(f"Ledger: [bold]{root / 'results.tsv'}[/] (`pgolf ledger`), context: [bold]{root / 'program.md'}[/], "
-                  f"run folders: [bold]{root / '.pgolf' / 'runs'}[/]. Discarded diffs: `git tag -l 'pgolf/exp/*'`.",
-                  soft_wrap=True)
+    # One short line each, so they read at 80 columns (a path is never broken in the middle).
+    for label, where, how in (("Ledger", root / "results.tsv", "  (pgolf ledger)"), ("Context", root / "program.md", ""),
+                              ("Run folders", root / ".pgolf" / "runs", ""),
+                              ("Discarded diffs", "git tag -l 'pgolf/exp/*'", "")):
+        console.print(f"{label:<16}{escape(str(where))}{how}", soft_wrap=True)
 
 
 def demo(
@@ -94,8 +96,8 @@ def demo(
     for line in demo_summary(ws):
         console.print(line, markup=False, soft_wrap=False)
     _where_next(ws.root)
-    console.print(f"Next: `cd {directory}` and `pgolf run -n 10` for more, or `pgolf run --proposer agent` "
-                  "with an agent_command in pgolf.toml.", soft_wrap=True)
+    console.print(f"Next: `cd {escape(str(directory))}`, then `pgolf run -n 10` for more, or `pgolf run "
+                  "--proposer agent` with an agent_command in pgolf.toml.")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgolf import git
 from pgolf.compute.base import Backend
 from pgolf.config import PgolfConfig
 from pgolf.errors import ConfigError, LockedError, PgolfError
@@ -22,6 +23,7 @@ from pgolf.loop.promotion import remote_tier_name
 from pgolf.loop.proposers import make_proposer
 from pgolf.loop.proposers.base import Proposer
 from pgolf.loop.recovery import recover
+from pgolf.loop.refs import BEST_BRANCH, EXPLORE_BRANCH
 from pgolf.loop.scheduler import Scheduler
 from pgolf.loop.slots import plan_slots
 from pgolf.workspace import Workspace
@@ -182,7 +184,12 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
         lab = Lab(ws, config, backend=backend, events=events, cancel=cancel, stop=signals.stop)
         if first_seed is not None:
             lab.first_seed = first_seed
+        was_on = git.current_branch(ws.root)
         lab.refs.prepare()
+        if was_on != EXPLORE_BRANCH:  # say so: the user's checkout changes branch under them
+            events.message(f"switched to branch {EXPLORE_BRANCH} (from {was_on or 'a detached HEAD'}): experiments "
+                           f"are committed there, {BEST_BRANCH} holds the best script; {was_on or 'HEAD'} is "
+                           "left as it was")
         summary.recovered = "; ".join(recover(lab)) or None
         if summary.recovered:
             events.message(summary.recovered)
