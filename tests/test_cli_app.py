@@ -63,7 +63,7 @@ def test_status_json_imports_no_research_submission_numpy_or_network(tmp_path: P
     assert '"runs": 0' in out.stdout
     # The loop's light readers (its state, the noise floor) may load; its machinery may not.
     heavy = _heavy(_imported(out.stderr), ("numpy", "torch", "httpx", "optuna", "starlette", "pgolf.research",
-                                           "pgolf.submission", "pgolf.dashboard", "pgolf.compute",
+                                           "pgolf.submission", "pgolf.dashboard", "pgolf.compute.runpod", "pgolf.compute.ssh",
                                            "pgolf.loop.proposers", "pgolf.loop.supervisor"))
     assert not heavy, sorted(heavy)
 

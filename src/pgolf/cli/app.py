@@ -46,7 +46,7 @@ COMMANDS: dict[str, Entry] = {
     "run": Entry("pgolf.cli.run:run", "Run the experiment loop: noise floor, then propose → commit → run → "
                  "keep or revert, until a limit.", LOOP),
     "demo": Entry("pgolf.cli.run:demo", "Try pgolf offline in a few minutes: a demo workspace, a noise "
-                  "floor, three search experiments.", LOOP),
+                  "floor, two search experiments on two slots.", LOOP),
     "promote": Entry("pgolf.cli.promote:promote", "Run a kept local experiment on the remote tier "
                      "(tiers.ssh or tiers.runpod in pgolf.toml).", LOOP),
     "clean": Entry("pgolf.cli.clean:clean", "Remove what experiments leave behind, each kind only when "
