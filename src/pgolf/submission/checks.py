@@ -26,9 +26,10 @@ from pgolf.submission.code_scan import (
     wallclock_findings,
 )
 from pgolf.submission.folder import SCRIPT_NAME, Submission
-from pgolf.submission.lut_audit import BUGGY, CORRECT, OBFUSCATED, audit_source
+from pgolf.submission.lut_audit import BUGGY, CORRECT, FAILED, NOT_APPLICABLE, OBFUSCATED, audit_source
+from pgolf.submission.pysource import GRAMMARS, encoding_problem, grammar_problems, parse_problem
 from pgolf.submission.stats import compare_runs
-from pgolf.submission.wrappers import parse_problem, unwrap
+from pgolf.submission.wrappers import Unwrapped, unwrap
 
 PASS, WARN, FAIL, UNKNOWN, NA = "PASS", "WARN", "FAIL", "UNKNOWN", "N/A"
 STATUS_ORDER = (FAIL, WARN, UNKNOWN, PASS, NA)
@@ -36,7 +37,6 @@ REQUIRED_FILES = ("README.md", "submission.json", SCRIPT_NAME)
 _FOLDER_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}_[A-Za-z0-9][\w.+\-]*$")
 # A score printed with 8 decimals agrees within rounding; anything further apart is a different number.
 _SCORE_TOLERANCE = 5e-6
-_PYTHON_GRAMMARS = ((3, 10), (3, 11), (3, 12))
 _EVAL_TIME = re.compile(r"^(?P<label>\S+) val_loss:\S+ val_bpb:\S+ eval_time:(?P<ms>\d+(?:\.\d+)?)ms")
 _TOTAL_EVAL = re.compile(r"^total_eval_time:(?P<s>\d+(?:\.\d+)?)s")
 # A labelled evaluation line such as `final_int6_sliding_window val_loss:2.5067 val_bpb:1.08938974`.
@@ -92,6 +92,22 @@ class _Context:
     decoded: str | None  # the script after peeling wrappers, parsing or not (None: undecodable)
     code_problem: str  # why `source` is None
     cpu: bool
+    unwrapped: Unwrapped | None = None
+    code_name: str = SCRIPT_NAME  # the file the checked code is in (a stub's sibling once followed)
+
+    def sources(self) -> list[tuple[str, str]]:
+        """(where, code) of the checked program and of each exec'd payload decoded statically."""
+        if self.source is None:
+            return []
+        return [("", self.source), *(self.unwrapped.embedded if self.unwrapped else [])]
+
+    def scan(self, scanner: Callable[..., list[tuple[str, str, str]]], *args: Any) -> list[tuple[str, str, str]]:
+        """A code scanner's findings over every source, an exec'd payload's lines named by their exec."""
+        found = []
+        for where, code in self.sources():
+            found += [(sev, f"{line}" if not where else f"{where.removeprefix('line ')} (exec'd code, line {line})",
+                       msg) for sev, line, msg in scanner(code, *args)]
+        return found
 
 
 def _result(name: str, rule: str) -> Callable[[str, str, list[str] | None], CheckResult]:
@@ -320,15 +336,18 @@ def _needs_code(name: str, rule: str, ctx: _Context, *, parsed: bool = True
     out = _result(name, rule)
     if ctx.sub.script is None:
         return out(UNKNOWN, f"no {SCRIPT_NAME} in the submission")
+    if not ctx.sub.script.strip():
+        return out(UNKNOWN, f"{ctx.sub.script_name} is empty ({len(ctx.sub.script.encode())} bytes): no code to read",
+                   [f"{ctx.sub.script_name}: empty"])
     if ctx.decoded is None or (parsed and ctx.source is None):
         return out(UNKNOWN, ctx.code_problem, [f"{ctx.sub.script_name}: {ctx.code_problem}"])
     return out
 
 
 def _from_findings(out: Callable[..., CheckResult], findings: Sequence[tuple[str, str, str]],
-                   ok: str, script_name: str) -> CheckResult:
+                   ok: str, script_name: str, extra: Sequence[str] = ()) -> CheckResult:
     """Findings are (severity FAIL/WARN/INFO, line, message); the worst decides, INFO alone passes."""
-    evidence = [f"{script_name}:{line}: {msg}" for _, line, msg in findings]
+    evidence = [f"{script_name}:{line}: {msg}" for _, line, msg in findings] + list(extra)
     serious = [f for f in findings if f[0] in (FAIL, WARN)]
     if not serious:
         return out(PASS, ok, evidence)
@@ -337,49 +356,54 @@ def _from_findings(out: Callable[..., CheckResult], findings: Sequence[tuple[str
 
 
 def check_wrapper(ctx: _Context) -> CheckResult:
-    """Self-extracting wrappers are decoded without executing; only undecodable code is obfuscated."""
+    """Wrappers are decoded without executing; code run through exec/eval must be known statically."""
     out = _result("wrapper", "code must be reviewable: compressed self-extracting scripts are decoded and "
-                  "the inner code is what the other checks read")
-    script = ctx.sub.script
-    if script is None:
+                  "the inner code is what the other checks read; code that exec/eval runs must be known statically")
+    script, unwrapped, name = ctx.sub.script, ctx.unwrapped, ctx.sub.script_name
+    if script is None or unwrapped is None:
         return out(UNKNOWN, f"no {SCRIPT_NAME} in the submission")
-    unwrapped = unwrap(script)
+    layers = [f"{name}: {layer}" for layer in unwrapped.layers]
     if unwrapped.obfuscated:
-        return out(WARN, f"OBFUSCATED: {unwrapped.reason}", [f"{ctx.sub.script_name}: {unwrapped.reason}"])
+        return out(WARN, f"OBFUSCATED: {unwrapped.reason}", [f"{name}: {unwrapped.reason}"])
     if unwrapped.syntax_error:
-        return out(UNKNOWN, ctx.code_problem, [f"{ctx.sub.script_name}: {layer}" for layer in unwrapped.layers]
-                   + [f"{ctx.sub.script_name}: {ctx.code_problem}"])
+        return out(UNKNOWN, ctx.code_problem, layers + [f"{name}: {ctx.code_problem}"])
+    embedded = [f"{ctx.code_name}:{where.removeprefix('line ')}: exec of code known statically "
+                "(decoded; the other checks read it too)" for where, _ in unwrapped.embedded]
+    if unwrapped.dynamic:
+        evidence = [f"{ctx.code_name}:{d.removeprefix('line ')}" for d in unwrapped.dynamic]
+        return out(WARN, f"exec/eval of code not known statically ({len(unwrapped.dynamic)} call(s)): the checks "
+                   "cannot read what it runs", layers + evidence + embedded)
     if unwrapped.wrapped:
         return out(PASS, f"decoded {len(unwrapped.layers)} wrapper layer(s) without executing them",
-                   [f"{ctx.sub.script_name}: {layer}" for layer in unwrapped.layers])
-    return out(PASS, "plain source, no wrapper")
+                   layers + embedded)
+    return out(PASS, "plain source, no wrapper" if not embedded else "plain source; every exec'd payload is "
+               "known statically", embedded)
 
 
 def check_python_grammar(ctx: _Context) -> CheckResult:
-    """The script parses under the Python 3.10, 3.11 and 3.12 grammars."""
-    got = _needs_code("python_grammar", "the script must compile and run in the records folder (Python "
-                      "3.10-3.12)", ctx, parsed=False)
+    """The script is UTF-8 (or declares its encoding) and parses under the Python 3.10, 3.11 and 3.12 grammars."""
+    rule = "the script must compile and run in the records folder (Python 3.10-3.12)"
+    out = _result("python_grammar", rule)
+    raw = ctx.sub.files.get(ctx.sub.script_name) if ctx.sub.script is not None else None
+    if raw is not None and not raw.strip():
+        return out(FAIL, f"{ctx.sub.script_name} is empty ({len(raw)} bytes): there is no training script",
+                   [f"{ctx.sub.script_name}: {len(raw)} bytes"])
+    if raw is not None and (problem := encoding_problem(raw)):
+        return out(FAIL, f"Python refuses to read {ctx.sub.script_name}: {problem}",
+                   [f"{ctx.sub.script_name}: {problem}"])
+    got = _needs_code("python_grammar", rule, ctx, parsed=False)
     if isinstance(got, CheckResult):
         return got
-    versions = _grammars()
-    newest, checked = versions[-1], ", ".join(f"{a}.{b}" for a, b in versions)
-    failures = [(v, f"Python {v[0]}.{v[1]}: {problem}") for v in versions
-                if (problem := parse_problem(ctx.decoded or "", v))]
+    problems = grammar_problems(ctx.decoded or "")
+    checked = ", ".join(f"{a}.{b}" for a, b in GRAMMARS)
+    failures = [(v, f"Python {v[0]}.{v[1]}: {p}") for v, p in problems.items() if p]
     if not failures:
         return got(PASS, f"parses under Python {checked}")
-    evidence = [f"{ctx.sub.script_name}: {msg}" for _, msg in failures]
+    evidence = [f"{ctx.code_name}: {msg}" for _, msg in failures]
     last = f"{failures[-1][0][0]}.{failures[-1][0][1]}"
-    if failures[-1][0] != newest:
+    if failures[-1][0] != GRAMMARS[-1]:
         return got(WARN, f"needs a newer Python than {last}", evidence)
-    if newest >= _PYTHON_GRAMMARS[-1]:
-        return got(FAIL, f"does not parse under Python {last}", evidence)
-    return got(WARN, f"does not parse under Python {last}, the newest grammar this interpreter has "
-               "(3.12-only syntax, or a syntax error)", evidence)
-
-
-def _grammars() -> list[tuple[int, int]]:
-    """The challenge's Python grammars this interpreter can check (ast.parse cannot widen to a newer one)."""
-    return [v for v in _PYTHON_GRAMMARS if v <= sys.version_info[:2]]
+    return got(FAIL, f"does not parse under Python {last}", evidence)
 
 
 def check_counted_code(ctx: _Context) -> CheckResult:
@@ -390,8 +414,25 @@ def check_counted_code(ctx: _Context) -> CheckResult:
         return got
     local = {n for n in ctx.sub.files if n != SCRIPT_NAME}
     counted = ctx.meta.get("bytes_code") if ctx.meta else None
-    return _from_findings(got, counted_code_findings(ctx.source or "", local, ctx.sub.sizes, counted),
-                          f"every piece of code that runs is in {ctx.sub.script_name}", ctx.sub.script_name)
+    findings = ctx.scan(counted_code_findings, local, ctx.sub.sizes, counted)
+    findings += _sibling_findings(ctx, counted)
+    return _from_findings(got, findings, f"every piece of code that runs is in {ctx.sub.script_name}",
+                          ctx.code_name)
+
+
+def _sibling_findings(ctx: _Context, counted: object) -> list[tuple[str, str, str]]:
+    """A stub that execs another file of the folder: that file runs, so its bytes count as code."""
+    siblings = ctx.unwrapped.siblings if ctx.unwrapped else []
+    if not siblings:
+        return []
+    script = ctx.sub.sizes.get(SCRIPT_NAME, len(ctx.sub.script or ""))
+    extra = sum(ctx.sub.sizes.get(n, 0) for n in siblings)
+    ok = isinstance(counted, int) and not isinstance(counted, bool) and counted >= script + extra
+    return [("WARN" if ok else "FAIL", "1", f"{SCRIPT_NAME} ({script:,} bytes) execs {name} "
+             f"({ctx.sub.sizes.get(name, 0):,} bytes) from the folder, "
+             + (f"counted in bytes_code {counted:,}" if ok else
+                f"which the code bytes do not count (bytes_code {counted if counted is not None else 'absent'})"))
+            for name in siblings]
 
 
 def check_network(ctx: _Context) -> CheckResult:
@@ -399,8 +440,7 @@ def check_network(ctx: _Context) -> CheckResult:
     got = _needs_code("no_network", "no external downloads or network calls during evaluation", ctx)
     if isinstance(got, CheckResult):
         return got
-    return _from_findings(got, network_findings(ctx.source or ""), "no network module or call",
-                          ctx.sub.script_name)
+    return _from_findings(got, ctx.scan(network_findings), "no network module or call", ctx.code_name)
 
 
 def check_dependencies(ctx: _Context) -> CheckResult:
@@ -409,27 +449,42 @@ def check_dependencies(ctx: _Context) -> CheckResult:
     if isinstance(got, CheckResult):
         return got
     requirements = ctx.sub.text("requirements.txt") if ctx.sub.kind == "folder" else None
-    return _from_findings(got, dependency_findings(ctx.source or "", requirements, sys.stdlib_module_names),
-                          "every third-party import that always runs is declared", ctx.sub.script_name)
+    return _from_findings(got, ctx.scan(dependency_findings, requirements, sys.stdlib_module_names),
+                          "every third-party import that always runs is declared", ctx.code_name)
 
 
 def check_lut(ctx: _Context) -> CheckResult:
     """The BPB byte tables follow the canonical rule (static LUT audit)."""
-    got = _needs_code("lut_audit", "val_bpb counts bytes with the canonical SentencePiece tables (leading "
-                      "space once, byte fallback = 1, control/unknown/unused = boundaries of 0 bytes)", ctx)
+    rule = ("val_bpb counts bytes with the canonical SentencePiece tables (leading space once, byte fallback = 1, "
+            "control/unknown/unused = boundaries of 0 bytes)")
+    if ctx.sub.script is not None and not ctx.sub.script.strip():
+        return _result("lut_audit", rule)(FAIL, f"{ctx.sub.script_name} is empty: no code counts the bytes "
+                                         "val_bpb is divided by", [f"{ctx.sub.script_name}: empty"])
+    got = _needs_code("lut_audit", rule, ctx)
     if isinstance(got, CheckResult):
         return got
-    audit = audit_source(ctx.source or "")
-    name = ctx.sub.script_name
+    audit = audit_source(ctx.sub.script or "", script_name=ctx.sub.script_name, read_sibling=_sibling_reader(ctx.sub))
+    name = ctx.code_name
     where = f"{name}:{audit.line}: {audit.function}" if audit.function else name
     evidence = [f"{where}: {d.code}: {d.description}; e.g. {d.examples[0]}" for d in audit.deviations]
     if audit.status == CORRECT:
         return got(PASS, f"CORRECT ({audit.function} at line {audit.line})", [where])
     if audit.status == BUGGY:
         return got(FAIL, f"BUGGY: {', '.join(audit.deviation_codes)}", evidence)
+    if audit.status == FAILED:
+        return got(FAIL, audit.reason, [f"{name}: {audit.reason}"])
+    if audit.status == NOT_APPLICABLE:
+        return got(NA, audit.reason, [f"{name}: {audit.reason}"])
     if audit.status == OBFUSCATED:
         return got(WARN, f"OBFUSCATED: {audit.reason}", [audit.reason])
     return got(UNKNOWN, audit.reason, [where])
+
+
+def _sibling_reader(sub: Submission) -> Callable[[str], str | None] | None:
+    """Reads another file of a records folder (for a stub that execs it); a single script has none."""
+    if sub.kind != "folder":
+        return None
+    return lambda name: sub.text(name) if name in sub.files and name != SCRIPT_NAME else None
 
 
 def check_score_first(ctx: _Context) -> CheckResult:
@@ -438,9 +493,9 @@ def check_score_first(ctx: _Context) -> CheckResult:
                       "validation data never feeds training or calibration", ctx)
     if isinstance(got, CheckResult):
         return got
-    findings = score_first_findings(ctx.source or "") + val_leak_findings(ctx.source or "")
+    findings = ctx.scan(score_first_findings) + ctx.scan(val_leak_findings)
     return _from_findings(got, findings, "no optimizer step before scoring; validation tokens never reach "
-                                         "training or calibration", ctx.sub.script_name)
+                                         "training or calibration", ctx.code_name)
 
 
 # -- time, hardware, coverage, statistics ----------------------------------------------------------------
@@ -463,8 +518,8 @@ def check_time_limits(ctx: _Context) -> CheckResult:
     out = _result("time_limits", f"training <= {train_limit} s and evaluation <= {eval_limit} s per seed on "
                   f"{ctx.ruleset.gpu_count}x{ctx.ruleset.gpu_kind}")
     if ctx.sub.kind == "script":
-        findings = wallclock_findings(ctx.source or "", train_limit) if ctx.source else []
-        return _from_findings(out, findings, "no wallclock override in the script", ctx.sub.script_name) \
+        findings = ctx.scan(wallclock_findings, train_limit)
+        return _from_findings(out, findings, "no wallclock override in the script", ctx.code_name) \
             if findings else \
             out(NA, "a single script: no logs to time")
     if train_limit is None and eval_limit is None:
@@ -484,10 +539,9 @@ def check_time_limits(ctx: _Context) -> CheckResult:
             problems.append(f"{name}: evaluation {ev} s > {eval_limit}")
         if r.train_seconds is None or ev is None:
             notes.append(f"{name}: {'training' if r.train_seconds is None else 'evaluation'} time not in the log")
-    if ctx.source:
-        for sev, line, msg in wallclock_findings(ctx.source, train_limit):
-            (problems if sev == FAIL else notes).append(msg)
-            evidence.append(f"{ctx.sub.script_name}:{line}: {msg}")
+    for sev, line, msg in ctx.scan(wallclock_findings, train_limit):
+        (problems if sev == FAIL else notes).append(msg)
+        evidence.append(f"{ctx.code_name}:{line}: {msg}")
     if problems:
         return out(FAIL, "; ".join(problems), evidence)
     if not ctx.finals:
@@ -621,8 +675,9 @@ def run_checks(sub: Submission, ruleset: Ruleset, options: CheckOptions | None =
     script = sub.script
     source = decoded = None
     code_problem = ""
+    unwrapped = None
     if script is not None:
-        unwrapped = unwrap(script)
+        unwrapped = unwrap(script, script_name=sub.script_name, read_sibling=_sibling_reader(sub))
         if unwrapped.obfuscated:
             code_problem = f"the script cannot be read: {unwrapped.reason}"
         else:
@@ -631,18 +686,19 @@ def run_checks(sub: Submission, ruleset: Ruleset, options: CheckOptions | None =
             code_problem = f"the script does not parse ({unwrapped.syntax_error})" if source is None else ""
     ctx = _Context(sub, ruleset, options, meta, problem, logs,
                    {n: r for n, r in logs.items() if r.complete and r.val_bpb is not None},
-                   source, decoded, code_problem, options.cpu if options.cpu is not None else _is_cpu(meta))
+                   source, decoded, code_problem, options.cpu if options.cpu is not None else _is_cpu(meta),
+                   unwrapped, (unwrapped.source_name if unwrapped and unwrapped.source_name else sub.script_name))
     return [check(ctx) for check in ALL_CHECKS]
 
 
 def ensure_python_script(sub: Submission) -> None:
-    """Refuse a single file that parses under none of the grammars: it is not a Python script."""
-    versions = _grammars()
-    problems = [parse_problem(sub.script or "", v) for v in versions]
-    if all(problems):
-        newer = "" if versions[-1] >= _PYTHON_GRAMMARS[-1] else \
-            f"; or it needs a newer Python than {versions[-1][0]}.{versions[-1][1]}, which runs this check"
-        raise DataError(f"{sub.where}: not a Python script ({problems[-1]}{newer})")
+    """Refuse a single file that parses under no grammar up to 3.13: it is not a Python script."""
+    source = sub.script or ""
+    if not source.strip():
+        return  # an empty script is a FAIL of the checks, not "not Python"
+    problem = parse_problem(source)
+    if problem and "nested" not in problem:
+        raise DataError(f"{sub.where}: not a Python script ({problem})")
 
 
 def worst_status(results: Sequence[CheckResult]) -> str:

@@ -11,6 +11,8 @@ import ast
 import re
 from collections.abc import Iterable, Iterator
 
+from pgolf.submission.pysource import parse_tree
+
 Finding = tuple[str, str, str]
 
 # The challenge image's own packages (its requirements.txt) plus what ships inside torch: no declaration.
@@ -35,10 +37,7 @@ _WALLCLOCK = re.compile(r"max_wallclock|wallclock_seconds", re.IGNORECASE)
 
 
 def _parse(source: str) -> ast.Module | None:
-    try:
-        return ast.parse(source)
-    except SyntaxError:
-        return None
+    return parse_tree(source)  # any grammar up to 3.13, depth-bounded (so the recursive helpers are safe)
 
 
 def _dotted(node: ast.expr) -> str:

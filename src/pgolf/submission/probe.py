@@ -30,6 +30,12 @@ class ProbeTokenizer:
         """The piece with id `i`."""
         return self.vocab[i][0]
 
+    def piece_to_id(self, piece: str) -> int:
+        """The id of `piece`, or the unknown piece's id when the vocabulary lacks it (as SentencePiece does)."""
+        if not isinstance(piece, str):
+            raise TypeError(f"piece_to_id takes a str, not {type(piece).__name__}")
+        return next((i for i, (p, _) in enumerate(self.vocab) if p == piece), _SPECIAL_IDS["unk_id"])
+
     def is_control(self, i: int) -> bool:
         """True for control pieces (<s>, </s>)."""
         return self.vocab[i][1] == "control"
@@ -63,7 +69,7 @@ class ProbeTokenizer:
         return _SPECIAL_IDS["pad_id"]
 
     get_piece_size = GetPieceSize = piece_size = vocab_size
-    IdToPiece = id_to_piece
+    IdToPiece, PieceToId = id_to_piece, piece_to_id
     IsControl, IsUnknown, IsUnused, IsByte = is_control, is_unknown, is_unused, is_byte
 
     def audit_query(self, method: str, *args: Any) -> Any:
