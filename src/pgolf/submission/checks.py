@@ -232,9 +232,13 @@ def check_logs_agree(ctx: _Context) -> CheckResult:
     if len(code_sizes) > 1:
         notes.append(f"logs report different code sizes {sorted(code_sizes)}: not one configuration")
     script = ctx.sub.files.get(SCRIPT_NAME) if ctx.sub.kind == "folder" else None
-    if script is not None and code_sizes and len(script) not in code_sizes:
-        problems.append(f"logs print code bytes {sorted(code_sizes)} but train_gpt.py has {len(script)} bytes: "
-                        "the logs did not come from the shipped script")
+    # a log of a compressing script prints both "Code size (compressed)" and "(uncompressed)": either may match
+    logged = set().union(*(_logged_code_sizes(ctx.sub.text(n) or "") for n in ctx.finals)) | code_sizes
+    if script is not None and logged and len(script) not in logged:
+        other = _script_matching(ctx, logged)
+        problems.append(f"logs print code bytes {sorted(logged)} but train_gpt.py has {len(script)} bytes: "
+                        + (f"they match {other}, so the script audited is not the one that produced the score"
+                           if other else "the logs did not come from the shipped script"))
     elif script is None:
         notes.append("no train_gpt.py: whether the logs came from the shipped script is UNKNOWN")
     if problems:
@@ -242,6 +246,22 @@ def check_logs_agree(ctx: _Context) -> CheckResult:
     if notes:
         return out(WARN, "; ".join(notes), evidence)
     return out(PASS, f"val_bpb {claimed} = mean of {len(scores)} seed(s)", evidence)
+
+
+_CODE_SIZE_LINE = re.compile(r"^(?:\S+\s+)?Code size(?: \((?:un)?compressed\))?:\s*(\d+) bytes", re.MULTILINE)
+
+
+def _logged_code_sizes(text: str) -> set[int]:
+    """Every code size a log prints on its own lines (not in its source dump, which is indented)."""
+    return {int(m) for m in _CODE_SIZE_LINE.findall(text)}
+
+
+def _script_matching(ctx: _Context, sizes: set[int]) -> str:
+    """Another Python file of the folder whose size is one the logs (or bytes_code) print, or ""."""
+    counted = (ctx.meta or {}).get("bytes_code")
+    wanted = sizes | ({counted} if isinstance(counted, int) else set())
+    return next((n for n in sorted(ctx.sub.files) if n.endswith(".py") and n != SCRIPT_NAME
+                 and ctx.sub.sizes.get(n) in wanted), "")
 
 
 def _labelled_scores(text: str) -> dict[str, float]:
@@ -449,7 +469,8 @@ def check_dependencies(ctx: _Context) -> CheckResult:
     if isinstance(got, CheckResult):
         return got
     requirements = ctx.sub.text("requirements.txt") if ctx.sub.kind == "folder" else None
-    return _from_findings(got, ctx.scan(dependency_findings, requirements, sys.stdlib_module_names),
+    readme = ctx.sub.text("README.md") if ctx.sub.kind == "folder" else None
+    return _from_findings(got, ctx.scan(dependency_findings, requirements, sys.stdlib_module_names, readme),
                           "every third-party import that always runs is declared", ctx.code_name)
 
 
@@ -498,6 +519,20 @@ def check_score_first(ctx: _Context) -> CheckResult:
                                          "training or calibration", ctx.code_name)
 
 
+def check_community_rules(ctx: _Context) -> CheckResult:
+    """The community's rules and the organizers' rulings (rulings.toml), each finding naming both."""
+    from pgolf.submission.community import community_findings, load_rulings
+
+    version, rulings = load_rulings()
+    got = _needs_code("community_rules", f"the rulings of openai/parameter-golf (#1017 C1-C4, #677, #886, #402, "
+                      f"#1797/#1851; rulings.toml {version}, {len(rulings)} rules)", ctx)
+    if isinstance(got, CheckResult):
+        return got
+    submitted = (ctx.meta or {}).get("date")
+    findings = ctx.scan(community_findings, submitted if isinstance(submitted, str) else None)
+    return _from_findings(got, findings, f"no pattern of the {len(rulings)} rulings", ctx.code_name)
+
+
 # -- time, hardware, coverage, statistics ----------------------------------------------------------------
 
 def eval_seconds(log_text: str, label: str | None) -> float | None:
@@ -532,9 +567,10 @@ def check_time_limits(ctx: _Context) -> CheckResult:
         evidence.append(f"{name}: train {r.train_seconds} s, eval {ev} s")
         if train_limit is not None and r.train_seconds is not None and r.train_seconds > train_limit:
             over = r.train_seconds - train_limit
-            (problems if over > _OVERSHOOT_S else notes).append(
-                f"{name}: training {r.train_seconds} s > {train_limit}"
-                + (f" (by {over:.3f} s: the step in flight at the cap)" if over <= _OVERSHOOT_S else ""))
+            if over > _OVERSHOOT_S:
+                problems.append(f"{name}: training {r.train_seconds} s > {train_limit}")
+            else:  # the cap is checked between steps, as in the official baseline: normal, not a finding
+                evidence.append(f"{name}: {over:.3f} s past the cap: the step in flight when it was reached")
         if eval_limit is not None and ev is not None and ev > eval_limit:
             problems.append(f"{name}: evaluation {ev} s > {eval_limit}")
         if r.train_seconds is None or ev is None:
@@ -656,7 +692,7 @@ def check_statistics(ctx: _Context) -> CheckResult:
 ALL_CHECKS: tuple[Callable[[_Context], CheckResult], ...] = (
     check_package_shape, check_submission_schema, check_logs_agree, check_artifact_bytes, check_wrapper,
     check_counted_code, check_network, check_dependencies, check_python_grammar, check_time_limits,
-    check_hardware, check_val_coverage, check_lut, check_score_first, check_statistics,
+    check_hardware, check_val_coverage, check_lut, check_score_first, check_community_rules, check_statistics,
 )
 
 

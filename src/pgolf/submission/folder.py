@@ -13,8 +13,10 @@ from pgolf.logs import RunResult, parse_log_text
 
 SCRIPT_NAME = "train_gpt.py"
 TRACK_DIRS = ("track_10min_16mb", "track_non_record_16mb")
-# Logs are named train*.log / *.txt in the records; README and requirements are not logs.
-_LOG_NAME = re.compile(r"(?:^|/)(?:train|log)[^/]*\.(?:log|txt)$", re.IGNORECASE)
+# Logs in the records: train*.log, train_seed42.txt, ternary_log_*.txt, binary_log.txt, and anything in a
+# logs*/ folder (logs/, logs_experiment/); README and requirements are not logs.
+_LOG_NAME = re.compile(r"(?:^|/)(?:[^/]*(?:train|log)[^/]*\.(?:log|txt)|logs[^/]*/(?:[^/]+/)*[^/]+\.(?:log|txt))$",
+                       re.IGNORECASE)
 _NOT_LOGS = frozenset({"requirements.txt"})
 # A log named for its seed (train_seed42.log) even where its text prints another (a default it overrode).
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)

@@ -61,6 +61,15 @@ def tree_depth(tree: ast.AST, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
+def walk(node: ast.AST) -> list[ast.AST]:
+    """`ast.walk(node)` as a list, kept on the node: every check walks the same module tree again."""
+    nodes = node.__dict__.get("_pgolf_nodes")
+    if nodes is None:
+        nodes = list(ast.walk(node))
+        node.__dict__["_pgolf_nodes"] = nodes
+    return nodes
+
+
 def _native(source: str, feature_version: tuple[int, int] | None = None) -> tuple[ast.Module | None, str]:
     try:
         return ast.parse(source, feature_version=feature_version), ""
