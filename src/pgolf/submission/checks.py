@@ -7,6 +7,7 @@ is reserved for a rule broken on the evidence shown; a heuristic that may be wro
 
 from __future__ import annotations
 
+import ast
 import re
 import statistics
 import sys
@@ -20,6 +21,7 @@ from pgolf.rules import Ruleset
 from pgolf.submission.code_scan import (
     counted_code_findings,
     dependency_findings,
+    native_code_findings,
     network_findings,
     score_first_findings,
     val_leak_findings,
@@ -27,7 +29,14 @@ from pgolf.submission.code_scan import (
 )
 from pgolf.submission.folder import SCRIPT_NAME, Submission
 from pgolf.submission.lut_audit import BUGGY, CORRECT, FAILED, NOT_APPLICABLE, OBFUSCATED, audit_source
-from pgolf.submission.pysource import GRAMMARS, encoding_problem, grammar_problems, parse_problem
+from pgolf.submission.pysource import (
+    GRAMMARS,
+    encoding_problem,
+    grammar_problems,
+    parse_problem,
+    parse_tree,
+    walk,
+)
 from pgolf.submission.stats import compare_runs
 from pgolf.submission.wrappers import Unwrapped, unwrap
 
@@ -234,7 +243,8 @@ def check_logs_agree(ctx: _Context) -> CheckResult:
     script = ctx.sub.files.get(SCRIPT_NAME) if ctx.sub.kind == "folder" else None
     # a log of a compressing script prints both "Code size (compressed)" and "(uncompressed)": either may match
     logged = set().union(*(_logged_code_sizes(ctx.sub.text(n) or "") for n in ctx.finals)) | code_sizes
-    if script is not None and logged and len(script) not in logged:
+    followed = {ctx.sub.sizes.get(n) for n in (ctx.unwrapped.siblings if ctx.unwrapped else [])}
+    if script is not None and logged and len(script) not in logged and not logged & followed:
         other = _script_matching(ctx, logged)
         problems.append(f"logs print code bytes {sorted(logged)} but train_gpt.py has {len(script)} bytes: "
                         + (f"they match {other}, so the script audited is not the one that produced the score"
@@ -334,6 +344,15 @@ def check_artifact_bytes(ctx: _Context) -> CheckResult:
         per_seed.append(("submission.json bytes_total", ctx.meta["bytes_total"]))
     if not per_seed:
         return out(UNKNOWN, "no artifact size in the logs or submission.json", evidence)
+    uncounted = _uncounted_code(ctx)
+    if uncounted:  # code that runs but was not counted: every seed's artifact is that much larger
+        extra = sum(b for _, b in uncounted)
+        evidence.append(f"uncounted code {extra:,} bytes ({', '.join(f'{n} {b:,}' for n, b in uncounted)}) added "
+                        "to every seed")
+        logged_code = {n: r.code_bytes or 0 for n, r in ctx.logs.items()}
+        script_bytes = len(script or b"")
+        per_seed = [(f"{n} + uncounted code", b + max(0, extra - max(0, logged_code.get(n, 0) - script_bytes)))
+                    for n, b in per_seed]
     over = [(n, b) for n, b in per_seed if ctx.ruleset.over_artifact_limit(b)]
     if over:
         return out(FAIL, "; ".join(f"{n}: {b:,} bytes > {limit:,}" for n, b in over), evidence)
@@ -382,6 +401,8 @@ def check_wrapper(ctx: _Context) -> CheckResult:
     script, unwrapped, name = ctx.sub.script, ctx.unwrapped, ctx.sub.script_name
     if script is None or unwrapped is None:
         return out(UNKNOWN, f"no {SCRIPT_NAME} in the submission")
+    if not script.strip():
+        return out(UNKNOWN, f"{name} is empty: no code to read", [f"{name}: empty"])
     layers = [f"{name}: {layer}" for layer in unwrapped.layers]
     if unwrapped.obfuscated:
         return out(WARN, f"OBFUSCATED: {unwrapped.reason}", [f"{name}: {unwrapped.reason}"])
@@ -436,8 +457,51 @@ def check_counted_code(ctx: _Context) -> CheckResult:
     counted = ctx.meta.get("bytes_code") if ctx.meta else None
     findings = ctx.scan(counted_code_findings, local, ctx.sub.sizes, counted)
     findings += _sibling_findings(ctx, counted)
+    for helper in _helper_modules(ctx):  # what a helper module of the folder runs counts too
+        native, sources = native_code_findings(ctx.sub.text(helper) or "", local)
+        findings += [(sev, "-", f"{helper}:{line}: {msg}") for sev, line, msg in native]
+        if sources:
+            total = sum(ctx.sub.sizes.get(f, 0) for f in sources)
+            findings.append(("FAIL", "-", f"{helper} compiles {', '.join(sources)} ({total:,} bytes): source code "
+                             "that runs, so it counts toward the artifact"))
+    uncounted = _uncounted_code(ctx)
+    if uncounted:
+        evidence_total = sum(b for _, b in uncounted)
+        findings.append(("INFO", "-", f"code outside {SCRIPT_NAME}: {evidence_total:,} bytes "
+                         f"({', '.join(f'{n} {b:,}' for n, b in uncounted)})"))
     return _from_findings(got, findings, f"every piece of code that runs is in {ctx.sub.script_name}",
                           ctx.code_name)
+
+
+def _helper_modules(ctx: _Context) -> list[str]:
+    """Python modules of the folder the checked code imports (ngram_tilt.py for `import ngram_tilt`)."""
+    found: list[str] = []
+    for _, code in ctx.sources():
+        tree = parse_tree(code)
+        for node in walk(tree) if tree is not None else []:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            for name in names:
+                file = f"{name.split('.')[0]}.py"
+                if file in ctx.sub.files and file != SCRIPT_NAME and file not in found:
+                    found.append(file)
+    return found
+
+
+def _uncounted_code(ctx: _Context) -> list[tuple[str, int]]:
+    """(file, bytes) of code that runs but that submission.json's bytes_code does not cover."""
+    if ctx.sub.kind != "folder" or ctx.source is None:
+        return []
+    files = list(ctx.unwrapped.siblings if ctx.unwrapped else [])
+    for helper in _helper_modules(ctx):
+        files.append(helper)
+        files += native_code_findings(ctx.sub.text(helper) or "", set(ctx.sub.files))[1]
+    counted = (ctx.meta or {}).get("bytes_code")
+    script = ctx.sub.sizes.get(SCRIPT_NAME, 0)
+    extra = [(f, ctx.sub.sizes.get(f, 0)) for f in dict.fromkeys(files)]
+    if isinstance(counted, int) and not isinstance(counted, bool) and counted >= script + sum(b for _, b in extra):
+        return []
+    return extra
 
 
 def _sibling_findings(ctx: _Context, counted: object) -> list[tuple[str, str, str]]:
@@ -602,11 +666,33 @@ def check_hardware(ctx: _Context) -> CheckResult:
     if hardware:
         evidence.append(f"submission.json: hardware {hardware!r}")
     wrong = {n: w for n, w in sizes.items() if w != ctx.ruleset.gpu_count}
+    gpus = {n: g for n in ctx.finals if (g := _logged_gpus(ctx.sub.text(n) or ""))}
+    kind = ctx.ruleset.gpu_kind.split()[0].upper()  # "H100" of "H100 SXM"
+    other = {n: g for n, g in gpus.items() if any(kind not in name.upper() for name in g)}
+    evidence += [f"{n}: nvidia-smi lists {_count_names(g)}" for n, g in gpus.items()]
+    if other:
+        return out(WARN, f"the logs ran on {', '.join(sorted({_count_names(g) for g in other.values()}))}, not "
+                   f"{ctx.ruleset.gpu_count}x{ctx.ruleset.gpu_kind}", evidence)
     if wrong:
         return out(WARN, f"world_size {sorted(set(wrong.values()))} instead of {ctx.ruleset.gpu_count}", evidence)
     if not sizes and not hardware:
         return out(UNKNOWN, "neither the logs nor submission.json say what hardware ran", evidence)
     return out(PASS, f"world_size {ctx.ruleset.gpu_count}" if sizes else f"hardware {hardware!r}", evidence)
+
+
+# An nvidia-smi table row: "|   0  NVIDIA H100 80GB HBM3          On  |".
+_NVIDIA_SMI_GPU = re.compile(r"^\|\s+\d+\s+NVIDIA\s+(?P<name>[^|]*?)\s+(?:On|Off)\s+\|", re.MULTILINE)
+
+
+def _logged_gpus(text: str) -> list[str]:
+    return [" ".join(m["name"].split()) for m in _NVIDIA_SMI_GPU.finditer(text)]
+
+
+def _count_names(names: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{c}x {n}" for n, c in sorted(counts.items()))
 
 
 def check_val_coverage(ctx: _Context) -> CheckResult:

@@ -123,6 +123,34 @@ def counted_code_findings(source: str, local_files: Iterable[str], sizes: dict[s
     return findings
 
 
+_COMPILERS = re.compile(r"^(?:g\+\+|gcc|c\+\+|clang\+?\+?|nvcc|cc)$")
+_NATIVE_SOURCE = re.compile(r"[\w\-]+\.(?:cpp|cc|cxx|c|cu|cuh|h|hpp)$")
+
+
+def native_code_findings(source: str, local_files: Iterable[str]) -> tuple[list[Finding], list[str]]:
+    """A helper module's compiled code: (findings, the folder's source files it compiles or loads)."""
+    tree = _parse(source)
+    if tree is None:
+        return [], []
+    local = sorted(local_files)
+    findings: list[Finding] = []
+    sources: list[str] = []
+    for node in walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _NATIVE_SOURCE.search(node.value):
+            base = node.value.rsplit("/", 1)[-1]
+            sources += [f for f in local if f.rsplit("/", 1)[-1] == base and f not in sources]
+    for call in _calls(tree):
+        name = _dotted(call.func)
+        words = [s.rsplit("/", 1)[-1] for s in _strings(call)]
+        if name.startswith(("subprocess.", "os.system")) and any(_COMPILERS.match(w) for w in words):
+            compiler = next(w for w in words if _COMPILERS.match(w))
+            findings.append(("FAIL", str(call.lineno), f"compiles native code with {compiler} at run time"
+                             + (f" ({', '.join(sources)})" if sources else "")))
+        elif name in {"ctypes.CDLL", "ctypes.cdll.LoadLibrary", "CDLL"}:
+            findings.append(("FAIL", str(call.lineno), f"{name} loads a compiled library"))
+    return findings, sources
+
+
 def network_findings(source: str) -> list[Finding]:
     """Network modules and calls (downloads, sockets, hub APIs)."""
     tree = _parse(source)
