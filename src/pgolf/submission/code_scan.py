@@ -251,6 +251,12 @@ def score_first_findings(source: str) -> list[Finding]:
         for loop in (n for n in walk(func) if isinstance(n, ast.For | ast.While)):
             if any(isinstance(n, ast.For | ast.While) for stmt in loop.body for n in walk(stmt)):
                 continue  # judge the innermost loops, where one chunk is scored and trained on
+            header = ast.unparse(loop.test) if isinstance(loop, ast.While) else \
+                f"{ast.unparse(loop.target)} {ast.unparse(loop.iter)}"
+            if re.search(r"(?i)warm", header) or any(re.search(r"(?i)warm", ast.unparse(o.iter))
+                                                    for o in walk(func) if isinstance(o, ast.For)
+                                                    and loop in walk(o) and o is not loop):
+                continue  # a warm-up, not scoring: the community rule on eval warm-ups judges it
             steps = sorted(c.lineno for stmt in loop.body for c in _calls(stmt) if _is_step(c))
             if not steps or not (ttt_function or _mentions_val(loop)):
                 continue
