@@ -163,3 +163,14 @@ def test_a_stub_is_judged_by_the_sibling_it_execs(tmp_path: Path) -> None:
     assert checks["lut_audit"].evidence[0].startswith("train_gpt_decode.py:")
     assert checks["counted_code"].status == FAIL and "execs train_gpt_decode.py" in checks["counted_code"].summary
     assert checks["wrapper"].status == PASS and "reads train_gpt_decode.py" in checks["wrapper"].evidence[0]
+
+
+def test_duplicate_logs_and_reruns_of_a_seed_are_not_extra_seeds(tmp_path: Path) -> None:
+    one = _log(1, 1.1, code=len(SCRIPT))
+    files = {"train_seed1.log": one, "train.log": one, "train_seed1_rerun.log": _log(1, 1.2, code=len(SCRIPT)),
+             "train_seed2.log": _log(2, 1.1, code=len(SCRIPT))}
+    result = _checks(_folder(tmp_path, files, {"_seeds": [1, 2]}))["statistics"]
+    assert result.status == WARN and result.evidence[0].startswith("2 seed score(s)")
+    assert any("identical copy" in e for e in result.evidence) and any("a rerun" in e for e in result.evidence)
+    three = {f"train_seed{s}.log": _log(s, 1.1, code=len(SCRIPT)) for s in (1, 2, 3)}
+    assert _checks(_folder(tmp_path / "ok", three))["statistics"].status == PASS

@@ -742,14 +742,14 @@ def check_statistics(ctx: _Context) -> CheckResult:
                   f"p < {rs.significance_p} (Welch's t-test, margin in BPB via the run's tokens per byte)")
     if ctx.sub.kind == "script":
         return out(NA, "a single script: no runs")
-    finals = [r for r in ctx.finals.values() if r.val_bpb is not None]
+    finals, repeats = _independent_seeds(ctx)
     scores = [r.val_bpb for r in finals]
     losses = [r.val_loss for r in finals]
     if not scores:
         seeds = _json_seed_results(ctx.meta)
         scores = [v["val_bpb"] for v in seeds.values() if isinstance(v.get("val_bpb"), int | float)]
         losses = [None] * len(scores)
-    evidence = [f"{len(scores)} seed score(s): " + ", ".join(_fmt(s) for s in scores)]
+    evidence = [f"{len(scores)} seed score(s): " + ", ".join(_fmt(s) for s in scores)] + repeats
     if len(scores) >= 2:
         evidence.append(f"mean {statistics.fmean(scores):.8f}, std {statistics.stdev(scores):.8f}")
     if ctx.options.against is None:
@@ -773,6 +773,29 @@ def check_statistics(ctx: _Context) -> CheckResult:
                    f"{rs.significance_p}", evidence)
     return out(PASS, f"beats the frontier by {comparison.improvement:.5f} BPB, p={comparison.p_value:.2g}",
                evidence)
+
+
+def _independent_seeds(ctx: _Context) -> tuple[list[RunResult], list[str]]:
+    """One final log per seed: an identical copy of a log, or a rerun of the same seed, is not another seed."""
+    kept: list[RunResult] = []
+    seen_text: dict[str, str] = {}
+    seen_seed: dict[int, str] = {}
+    notes = []
+    for name, r in ctx.finals.items():
+        if r.val_bpb is None:
+            continue
+        text = ctx.sub.text(name) or ""
+        if text in seen_text:
+            notes.append(f"{name}: an identical copy of {seen_text[text]}, counted once")
+            continue
+        if r.seed is not None and r.seed in seen_seed:
+            notes.append(f"{name}: seed {r.seed} again (as {seen_seed[r.seed]}), a rerun rather than another seed")
+            continue
+        seen_text[text] = name
+        if r.seed is not None:
+            seen_seed[r.seed] = name
+        kept.append(r)
+    return kept, notes
 
 
 ALL_CHECKS: tuple[Callable[[_Context], CheckResult], ...] = (
