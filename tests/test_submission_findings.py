@@ -174,3 +174,21 @@ def test_duplicate_logs_and_reruns_of_a_seed_are_not_extra_seeds(tmp_path: Path)
     assert any("identical copy" in e for e in result.evidence) and any("a rerun" in e for e in result.evidence)
     three = {f"train_seed{s}.log": _log(s, 1.1, code=len(SCRIPT)) for s in (1, 2, 3)}
     assert _checks(_folder(tmp_path / "ok", three))["statistics"].status == PASS
+
+
+def test_a_claimed_pre_quantization_score_fails(tmp_path: Path) -> None:
+    logs = {f"train_seed{s}.log": _log(s, 1.2, code=len(SCRIPT)).replace(
+        "final_int8", "pre_quant_eval val_loss:1.9 val_bpb:1.10000000\nfinal_int8") for s in (1, 2, 3)}
+    result = _checks(_folder(tmp_path, logs))["logs_agree"]
+    assert result.status == FAIL and "before quantization" in result.summary
+    honest = {n: t.replace("val_bpb:1.20000000", "val_bpb:1.10000000") for n, t in logs.items()}
+    assert _checks(_folder(tmp_path / "ok", honest))["logs_agree"].status == PASS
+
+
+def test_a_byte_sidecar_denominator_is_flagged(tmp_path: Path) -> None:
+    script = SCRIPT + '\ndef load_bytes(pattern):\n    return pattern.replace("fineweb_val_", "fineweb_val_bytes_")\n'
+    logs = {n: "val_bpb:byte_sidecar:enabled\n" + t for n, t in _logs(len(script)).items()}
+    result = _checks(_folder(tmp_path, {"train_gpt.py": script, **logs}))["lut_audit"]
+    assert result.status == WARN and "sidecar" in result.summary
+    assert any(e.endswith("byte_sidecar:enabled") for e in result.evidence)
+    assert _checks(_folder(tmp_path / "ok", _logs(len(SCRIPT))))["lut_audit"].status == PASS

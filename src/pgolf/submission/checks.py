@@ -19,6 +19,7 @@ from pgolf.errors import DataError
 from pgolf.logs import RunResult
 from pgolf.rules import Ruleset
 from pgolf.submission.code_scan import (
+    byte_sidecar_findings,
     counted_code_findings,
     dependency_findings,
     native_code_findings,
@@ -229,7 +230,10 @@ def check_logs_agree(ctx: _Context) -> CheckResult:
     elif any(abs(s - claimed) <= tolerance for s in scores.values()):
         notes.append("val_bpb is one seed's score, not the mean over the logs")
     elif (label := _label_matching(ctx, claimed, tolerance)) is not None:
-        notes.append(f"val_bpb is {label}, not the logs' last score line")
+        if _PRE_QUANT_LABEL.search(label):  # the artifact is the quantized model: its score is what counts
+            problems.append(f"val_bpb is {label}: a score before quantization, not the submitted artifact's")
+        else:
+            notes.append(f"val_bpb is {label}, not the logs' last score line")
     elif min(scores.values()) - tolerance <= claimed <= max(scores.values()) + tolerance:
         notes.append(f"val_bpb {claimed} is neither the mean {mean:.8f} nor a seed's score (logs of reruns "
                      "or other configurations may be mixed in)")
@@ -258,6 +262,7 @@ def check_logs_agree(ctx: _Context) -> CheckResult:
     return out(PASS, f"val_bpb {claimed} = mean of {len(scores)} seed(s)", evidence)
 
 
+_PRE_QUANT_LABEL = re.compile(r"(?i)pre[-_ ]?quant|post[-_]ema|pre[-_]?export|before[-_]quant")
 _CODE_SIZE_LINE = re.compile(r"^(?:\S+\s+)?Code size(?: \((?:un)?compressed\))?:\s*(\d+) bytes", re.MULTILINE)
 
 
@@ -552,6 +557,12 @@ def check_lut(ctx: _Context) -> CheckResult:
     name = ctx.code_name
     where = f"{name}:{audit.line}: {audit.function}" if audit.function else name
     evidence = [f"{where}: {d.code}: {d.description}; e.g. {d.examples[0]}" for d in audit.deviations]
+    sidecar = ctx.scan(byte_sidecar_findings)
+    if sidecar:  # the tables may be right and still not be what divides the loss
+        enabled = [f"{n}: byte_sidecar:enabled" for n in ctx.logs if "byte_sidecar:enabled" in (ctx.sub.text(n) or "")]
+        return got(WARN, f"{audit.status} tables, but the byte denominator can come from a submitter-built sidecar "
+                   "file: check it against the tokenizer's decode of the validation tokens",
+                   [f"{name}:{line}: {msg}" for _, line, msg in sidecar] + enabled + [where])
     if audit.status == CORRECT:
         return got(PASS, f"CORRECT ({audit.function} at line {audit.line})", [where])
     if audit.status == BUGGY:

@@ -151,6 +151,20 @@ def native_code_findings(source: str, local_files: Iterable[str]) -> tuple[list[
     return findings, sources
 
 
+_SIDECAR = re.compile(r"(?i)val_bytes|byte_sidecar|token_bytes_\w*\.bin")
+
+
+def byte_sidecar_findings(source: str) -> list[Finding]:
+    """Where the script reads the byte denominator from a file of its own instead of the tokenizer's LUT."""
+    tree = _parse(source)
+    if tree is None:
+        return []
+    return [("WARN", str(n.lineno), f"reads per-token byte counts from a sidecar file ({n.value[:50]!r}) "
+                                    "instead of deriving them from the tokenizer")
+            for n in walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and _SIDECAR.search(n.value)][:3]
+
+
 def network_findings(source: str) -> list[Finding]:
     """Network modules and calls (downloads, sockets, hub APIs)."""
     tree = _parse(source)
