@@ -192,3 +192,15 @@ def test_a_byte_sidecar_denominator_is_flagged(tmp_path: Path) -> None:
     assert result.status == WARN and "sidecar" in result.summary
     assert any(e.endswith("byte_sidecar:enabled") for e in result.evidence)
     assert _checks(_folder(tmp_path / "ok", _logs(len(SCRIPT))))["lut_audit"].status == PASS
+
+
+def test_calibration_past_the_cap_and_an_untimed_eval_warmup_are_flagged(tmp_path: Path) -> None:
+    late = {n: t + "GPTQ:collected 67 Hessians in 4.5s\n" for n, t in _logs(len(SCRIPT), train_ms=599_500).items()}
+    result = _checks(_folder(tmp_path, late))["time_limits"]
+    assert result.status == WARN and "until ~604.0 s, past the 600 s cap" in result.summary
+    early = {n: t + "GPTQ:collected 67 Hessians in 4.5s\n" for n, t in _logs(len(SCRIPT), train_ms=588_000).items()}
+    assert _checks(_folder(tmp_path / "early", early))["time_limits"].status != WARN
+    warm = {n: t + "ttt_lora:compile warmup done (120.5s)\ntotal_eval_time:332.1s\n"
+            for n, t in _logs(len(SCRIPT)).items()}
+    result = _checks(_folder(tmp_path / "warm", warm))["time_limits"]
+    assert result.status == WARN and "after a 120.5 s compile warm-up" in result.summary

@@ -58,6 +58,9 @@ _VOCAB_IN_LOG = re.compile(
     r"^ {0,2}(?:vocab_size[:=]\s*(?P<a>\d+)\b|tokenizer_path[:=]\s*\S*?_(?P<b>\d+)_bpe)"
     r"|^val_bpb:enabled.*?tokenizer_path=\S*?_(?P<c>\d+)_bpe|^train_loader:dataset:\S*?_sp(?P<d>\d+)",
     re.MULTILINE)
+# Phases some logs time outside the training and evaluation timers.
+_CALIBRATION_TIME = re.compile(r"^GPTQ:collected \d+ Hessians in (?P<s>\d+(?:\.\d+)?)s", re.MULTILINE)
+_EVAL_WARMUP_TIME = re.compile(r"compile warm-?up done \((?P<s>\d+(?:\.\d+)?)s\)", re.MULTILINE)
 # The cap is checked between steps, so a run stops a fraction of a second past it.
 _OVERSHOOT_S = 1.0
 
@@ -636,7 +639,7 @@ def check_time_limits(ctx: _Context) -> CheckResult:
         return out(NA, f"{ctx.ruleset.name} has no time limits")
     if ctx.cpu:
         return out(NA, "not applicable to CPU runs (the limits are for 8xH100 SXM)")
-    evidence, problems, notes = [], [], []
+    evidence, problems, notes, flags = [], [], [], []
     for name, r in ctx.finals.items():
         ev = eval_seconds(ctx.sub.text(name) or "", r.label)
         evidence.append(f"{name}: train {r.train_seconds} s, eval {ev} s")
@@ -648,6 +651,17 @@ def check_time_limits(ctx: _Context) -> CheckResult:
                 evidence.append(f"{name}: {over:.3f} s past the cap: the step in flight when it was reached")
         if eval_limit is not None and ev is not None and ev > eval_limit:
             problems.append(f"{name}: evaluation {ev} s > {eval_limit}")
+        text = ctx.sub.text(name) or ""
+        calib = _seconds(_CALIBRATION_TIME, text)
+        if calib and train_limit is not None and r.train_seconds is not None \
+                and r.train_seconds + calib > train_limit + _OVERSHOOT_S:
+            flags.append(f"{name}: GPTQ calibration on training data takes {calib:g} s after training stops at "
+                         f"{r.train_seconds} s: it reads training data until ~{r.train_seconds + calib:.1f} s, past "
+                         f"the {train_limit:g} s cap")
+        warmup = _seconds(_EVAL_WARMUP_TIME, text)
+        if warmup and ev is not None:
+            flags.append(f"{name}: the evaluation timer starts after a {warmup:g} s compile warm-up (with it, "
+                         f"evaluation takes {ev + warmup:.1f} s): flag for review")
         if r.train_seconds is None or ev is None:
             notes.append(f"{name}: {'training' if r.train_seconds is None else 'evaluation'} time not in the log")
     for sev, line, msg in ctx.scan(wallclock_findings, train_limit):
@@ -657,9 +671,17 @@ def check_time_limits(ctx: _Context) -> CheckResult:
         return out(FAIL, "; ".join(problems), evidence)
     if not ctx.finals:
         return out(UNKNOWN, "no log with a final score to time", evidence)
+    if flags:  # phases outside the timers: a reviewer decides
+        return out(WARN, "; ".join(flags[:2]) + (f" (+{len(flags) - 2} more)" if len(flags) > 2 else ""),
+                   evidence + flags)
     if notes:
         return out(WARN if len(notes) < len(ctx.finals) else UNKNOWN, "; ".join(notes[:3]), evidence)
     return out(PASS, "every seed within the limits", evidence)
+
+
+def _seconds(pattern: re.Pattern[str], text: str) -> float | None:
+    match = pattern.search(text)
+    return float(match["s"]) if match else None
 
 
 def check_hardware(ctx: _Context) -> CheckResult:
