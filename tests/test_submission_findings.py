@@ -204,3 +204,11 @@ def test_calibration_past_the_cap_and_an_untimed_eval_warmup_are_flagged(tmp_pat
             for n, t in _logs(len(SCRIPT)).items()}
     result = _checks(_folder(tmp_path / "warm", warm))["time_limits"]
     assert result.status == WARN and "after a 120.5 s compile warm-up" in result.summary
+
+
+def test_stats_compare_takes_an_identical_log_copy_once(tmp_path: Path) -> None:
+    one = _log(1, 1.1, code=len(SCRIPT))
+    folder = _folder(tmp_path, {"train.log": one, "train_seed1.log": one, "train_seed2.log": _log(2, 1.2, code=9)},
+                     {"_seeds": []})
+    chosen, _ = load_path(folder).seed_logs()
+    assert sorted(chosen) == ["train.log", "train_seed2.log"]

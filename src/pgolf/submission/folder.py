@@ -64,7 +64,13 @@ class Submission:
     def seed_logs(self) -> tuple[dict[str, RunResult], str]:
         """The complete logs of the seeds submission.json names (its per-seed results), else every complete
         log; with a note saying which rule chose them."""
-        complete = {n: r for n, r in self.logs().items() if r.complete}
+        complete: dict[str, RunResult] = {}
+        texts: set[str] = set()
+        for n, r in self.logs().items():  # an identical copy of a log (train.log beside train_seed42.log) is one run
+            text = self.text(n) or ""
+            if r.complete and text not in texts:
+                complete[n] = r
+                texts.add(text)
         named = _named_seeds(self.submission_json()[0])
         chosen = {n: r for n, r in complete.items() if named & {str(r.seed), *_SEED_IN_NAME.findall(n)}}
         if chosen:
