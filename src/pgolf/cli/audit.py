@@ -8,18 +8,12 @@ from typing import Annotated
 import typer
 
 from pgolf.cli._common import console, print_json
-from pgolf.submission.lut_audit import (
-    BUGGY,
-    CORRECT,
-    EXECUTE_TIMEOUT_S,
-    FAILED,
-    audit_script,
-    inflation_percent,
-    load_val_tokens,
+from pgolf.submission.probe import (
+    EXECUTE_TIMEOUT_S,  # light; lut_audit (numpy, the parsers) loads in the command
 )
 
 audit_app = typer.Typer(help="Audits of submitted scripts.", no_args_is_help=True)
-_STYLE = {CORRECT: "green", BUGGY: "bold red", FAILED: "bold red"}
+_STYLE = {"CORRECT": "green", "BUGGY": "bold red", "FAIL": "bold red"}
 
 
 @audit_app.command("lut")
@@ -42,6 +36,8 @@ def audit_lut(
     that execs a sibling file is audited by that file. N/A: a byte-level model; FAIL: an empty script.
     Exit 1 when BUGGY or FAIL.
     """
+    from pgolf.submission.lut_audit import BUGGY, FAILED, audit_script, inflation_percent, load_val_tokens
+
     val_tokens = None
     if val is not None:
         if tokenizer is None:

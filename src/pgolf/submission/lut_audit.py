@@ -28,7 +28,7 @@ import numpy as np
 from pgolf.errors import DataError
 from pgolf.scoring.luts import LEADING_SPACE, ByteLUTs, build_luts, load_tokenizer, token_bytes
 from pgolf.submission.lut_interp import TOKENIZER_METHODS, Array, Device, Interpreter, Unsupported
-from pgolf.submission.probe import ProbeTokenizer
+from pgolf.submission.probe import EXECUTE_TIMEOUT_S, ProbeTokenizer
 from pgolf.submission.pysource import parse_tree
 from pgolf.submission.wrappers import ReadSibling, unwrap
 
@@ -37,7 +37,6 @@ CORRECT, BUGGY, OBFUSCATED, UNKNOWN = "CORRECT", "BUGGY", "OBFUSCATED", "UNKNOWN
 NOT_APPLICABLE, FAILED = "N/A", "FAIL"
 _TOKENIZER_MODULES = frozenset({"sentencepiece", "tiktoken", "tokenizers", "transformers"})
 _BYTE_VOCAB_MAX = 260  # 256 byte values plus a few specials
-EXECUTE_TIMEOUT_S = 60.0
 
 # Every kind of piece a SentencePiece vocabulary holds, with pieces whose canonical counts differ.
 PROBE_VOCAB: tuple[tuple[str, str], ...] = (

@@ -12,6 +12,8 @@ from typing import Any
 
 from pgolf.submission.lut_interp import Unsupported
 
+EXECUTE_TIMEOUT_S = 60.0  # `audit lut --execute` default; here, in the light module the CLI imports at start
+
 # Ids SentencePiece gives its special pieces; the probe vocabulary puts them in the same places.
 _SPECIAL_IDS = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1}
 
