@@ -150,6 +150,7 @@ def test_a_helper_module_compiling_cpp_counts_and_pushes_the_artifact_over(tmp_p
     counted = " ".join(checks["counted_code"].evidence)
     assert checks["counted_code"].status == FAIL
     assert "tilt.py:5: compiles native code with g++" in counted and "tilt.py:6: ctypes.CDLL" in counted
+    assert not any(e.startswith("train_gpt.py:-") for e in checks["counted_code"].evidence)
     assert "k/kern.cpp" in counted
     assert checks["artifact_bytes"].status == FAIL and "uncounted code" in checks["artifact_bytes"].summary
 

@@ -394,7 +394,9 @@ def _needs_code(name: str, rule: str, ctx: _Context, *, parsed: bool = True
 def _from_findings(out: Callable[..., CheckResult], findings: Sequence[tuple[str, str, str]],
                    ok: str, script_name: str, extra: Sequence[str] = ()) -> CheckResult:
     """Findings are (severity FAIL/WARN/INFO, line, message); the worst decides, INFO alone passes."""
-    evidence = [f"{script_name}:{line}: {msg}" for _, line, msg in findings] + list(extra)
+    # a line "@file:N" is in another file of the folder (a helper module); "-" is the file as a whole
+    evidence = [f"{line[1:]}: {msg}" if line.startswith("@") else f"{script_name}: {msg}" if line == "-"
+                else f"{script_name}:{line}: {msg}" for _, line, msg in findings] + list(extra)
     serious = [f for f in findings if f[0] in (FAIL, WARN)]
     if not serious:
         return out(PASS, ok, evidence)
@@ -467,7 +469,7 @@ def check_counted_code(ctx: _Context) -> CheckResult:
     findings += _sibling_findings(ctx, counted)
     for helper in _helper_modules(ctx):  # what a helper module of the folder runs counts too
         native, sources = native_code_findings(ctx.sub.text(helper) or "", local)
-        findings += [(sev, "-", f"{helper}:{line}: {msg}") for sev, line, msg in native]
+        findings += [(sev, f"@{helper}:{line}", msg) for sev, line, msg in native]
         if sources:
             total = sum(ctx.sub.sizes.get(f, 0) for f in sources)
             findings.append(("FAIL", "-", f"{helper} compiles {', '.join(sources)} ({total:,} bytes): source code "
