@@ -190,3 +190,18 @@ def test_grammar_warning_states_its_failure_once() -> None:
                               "Python 3.11 and greater"]
     broken = _checks("def f(:\n    pass\n")["python_grammar"]
     assert not any(e.split(": ", 1)[1] in broken.summary for e in broken.evidence)
+
+
+def test_312_statements_inside_decorated_functions_and_classes_keep_their_lines() -> None:
+    source = ('import socket\n'
+              'def deco(f):\n    return f\n'
+              '@deco\n'
+              'def show(d):\n'
+              '    return f"{d["k"]}"\n'
+              'class A:\n'
+              '    def m(self, rows):\n'
+              '        return f"{"\\n".join(rows)}"\n'
+              'socket.create_connection(("h", 1))\n')
+    result = _checks(source)
+    assert "train_gpt.py:10: network call socket.create_connection()" in " ".join(result["no_network"].evidence)
+    assert result["python_grammar"].status == WARN

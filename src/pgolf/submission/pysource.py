@@ -135,7 +135,12 @@ def grammar_problems(source: str) -> dict[tuple[int, int], str]:
     def pep701() -> list[str]:
         nonlocal fstrings
         if fstrings is None:
-            fstrings = [] if native_tree is not None and here < (3, 12) else _pep701_fstrings(source)
+            if here >= (3, 12):
+                fstrings = _pep701_fstrings(source)
+            elif native_tree is not None:
+                fstrings = []  # this interpreter's tokenizer applied the old f-string rules already
+            else:  # only the statements ast refused can hold one: look there, not in the whole module
+                fstrings = _pep701_in_refused_statements(source, native_problem)
         return fstrings
 
     out: dict[tuple[int, int], str] = {}
@@ -152,6 +157,17 @@ def grammar_problems(source: str) -> dict[tuple[int, int], str]:
         out[version] = problem
     return out
     return out
+
+
+def _pep701_in_refused_statements(source: str, problem: str) -> list[str]:
+    """PEP 701 f-strings of the first top-level statement this (older) interpreter refuses."""
+    line = int(problem.split(":", 1)[0].removeprefix("line ")) if problem.startswith("line ") else 0
+    lines = source.splitlines(keepends=True)
+    if not 0 < line <= len(lines):
+        return []
+    start, end = _statement_span(lines, line - 1)
+    found = _pep701_fstrings("".join(lines[start:end]))
+    return [f"line {int(f.split(':', 1)[0].removeprefix('line ')) + start}:{f.split(':', 1)[1]}" for f in found]
 
 
 def _pep701_fstrings(source: str) -> list[str]:
@@ -231,6 +247,54 @@ def _rewrite_newer_syntax(source: str) -> str | None:
 def _rewrite_cached(source: str) -> str | None:
     if len(source) > _MAX_REWRITE_CHARS:
         return None
+    # libcst reads a 150 kB script in seconds: rewrite only the top-level statements ast refuses, one at a
+    # time, and fall back to the whole module when a statement cannot be cut out cleanly.
+    lines = source.splitlines(keepends=True)
+    for _ in range(_MAX_STATEMENT_REWRITES):
+        try:
+            ast.parse("".join(lines))
+            return "".join(lines)
+        except SyntaxError as err:
+            line = err.lineno
+        except (ValueError, RecursionError, MemoryError, OverflowError):
+            return None
+        if not line or line > len(lines):
+            break
+        start, end = _statement_span(lines, line - 1)
+        chunk = "".join(lines[start:end])
+        new = _rewrite_module(chunk)
+        if new is None or new == chunk or len(new.splitlines()) != end - start:
+            break
+        lines[start:end] = new.splitlines(keepends=True)
+        if not lines[end - 1].endswith("\n") and end < len(lines):
+            lines[end - 1] += "\n"
+    return _rewrite_module(source)
+
+
+_MAX_STATEMENT_REWRITES = 64
+_CONTINUATION = ("else", "elif", "except", "finally", ")", "]", "}")
+
+
+def _statement_span(lines: list[str], index: int) -> tuple[int, int]:
+    """The lines [start, end) of the top-level statement holding line `index` (column-0 boundaries)."""
+    def starts_statement(text: str) -> bool:
+        return bool(text[:1].strip()) and text[:1] != "#" and not text.startswith(_CONTINUATION)
+
+    start = index
+    while start > 0 and not starts_statement(lines[start]):
+        start -= 1
+    while start > 0 and lines[start - 1].startswith("@"):
+        start -= 1  # the decorators belong to the def
+    end = index + 1
+    while end < len(lines) and not (starts_statement(lines[end]) and not lines[end].startswith("@")
+                                    and not lines[end - 1].startswith("@")):
+        end += 1
+    while end < len(lines) and lines[end].startswith("@"):
+        break
+    return start, end
+
+
+def _rewrite_module(source: str) -> str | None:
     try:
         import libcst as cst
     except ImportError:  # pragma: no cover - libcst is a dependency
