@@ -61,9 +61,37 @@ def test_python_grammar_versions() -> None:
     newer = _checks("try:\n    pass\nexcept* ValueError:\n    pass\n")["python_grammar"]  # 3.11 syntax
     assert newer.status == WARN and newer.evidence[0].startswith("train_gpt.py: Python 3.10: line 4: Exception groups")
     broken = _checks("def f(:\n    pass\n")
-    expected = FAIL if sys.version_info >= (3, 12) else WARN  # without a 3.12 parser, 3.12 syntax is possible
-    assert broken["python_grammar"].status == expected
+    assert broken["python_grammar"].status == FAIL  # the same answer whatever interpreter runs pgolf
     assert broken["lut_audit"].status == UNKNOWN
+
+
+# Python 3.12 f-strings (PEP 701), which a 3.11 tokenizer refuses and a 3.12 one accepts under any feature_version
+PEP701 = {
+    "nested same quotes": 'names = {"a": 1}\nprint(f"{names["a"]}")\n',
+    "backslash inside braces": 'rows = ["x"]\nprint(f"{"\\n".join(rows)}")\n',
+    "comment inside braces": 'x = 1\nprint(f"""{x # a comment\n}""")\n',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PEP701))
+def test_python_312_fstrings_are_told_apart_from_311(kind: str) -> None:
+    result = _checks(PEP701[kind])["python_grammar"]
+    assert result.status == WARN and result.summary == "needs a newer Python than 3.11"
+    assert [e.split(": ", 2)[1] for e in result.evidence] == ["Python 3.10", "Python 3.11"]
+    assert all("PEP 701" in e for e in result.evidence)
+
+
+def test_python_311_fstrings_pass_every_grammar() -> None:
+    result = _checks('x = {"a": 1}\nprint(f"{x[\'a\']!r:>{8}} {x=}")\n')["python_grammar"]
+    assert result.status == PASS, result.evidence
+
+
+def test_code_in_312_syntax_is_read_by_every_code_check() -> None:
+    # a network call hidden behind a 3.12-only f-string on line 3 is still found, at its own line
+    source = 'import socket\nd = {"k": 1}\nprint(f"{d["k"]}")\nsocket.create_connection(("h", 1))\n'
+    results = _checks(source)
+    assert results["no_network"].status == WARN
+    assert "train_gpt.py:4: network call socket.create_connection()" in " ".join(results["no_network"].evidence)
 
 
 SCORE_FIRST = '''
@@ -162,3 +190,18 @@ def test_grammar_warning_states_its_failure_once() -> None:
                               "Python 3.11 and greater"]
     broken = _checks("def f(:\n    pass\n")["python_grammar"]
     assert not any(e.split(": ", 1)[1] in broken.summary for e in broken.evidence)
+
+
+def test_312_statements_inside_decorated_functions_and_classes_keep_their_lines() -> None:
+    source = ('import socket\n'
+              'def deco(f):\n    return f\n'
+              '@deco\n'
+              'def show(d):\n'
+              '    return f"{d["k"]}"\n'
+              'class A:\n'
+              '    def m(self, rows):\n'
+              '        return f"{"\\n".join(rows)}"\n'
+              'socket.create_connection(("h", 1))\n')
+    result = _checks(source)
+    assert "train_gpt.py:10: network call socket.create_connection()" in " ".join(result["no_network"].evidence)
+    assert result["python_grammar"].status == WARN

@@ -42,7 +42,7 @@ def _fails(all_results: dict) -> set[tuple[str, str]]:
 def test_every_folder_is_checked_and_code_checks_are_unknown(all_results: dict, shared_data: Path) -> None:
     assert len(all_results) == len(_folders(shared_data)) >= 40
     for checks in all_results.values():
-        assert len(checks) == 15
+        assert len(checks) == 16
         assert {checks[n].status for n in CODE_CHECKS} == {UNKNOWN}
 
 

@@ -8,17 +8,12 @@ from typing import Annotated
 import typer
 
 from pgolf.cli._common import console, print_json
-from pgolf.submission.lut_audit import (
-    BUGGY,
-    CORRECT,
-    EXECUTE_TIMEOUT_S,
-    audit_script,
-    inflation_percent,
-    load_val_tokens,
+from pgolf.submission.probe import (
+    EXECUTE_TIMEOUT_S,  # light; lut_audit (numpy, the parsers) loads in the command
 )
 
 audit_app = typer.Typer(help="Audits of submitted scripts.", no_args_is_help=True)
-_STYLE = {CORRECT: "green", BUGGY: "bold red"}
+_STYLE = {"CORRECT": "green", "BUGGY": "bold red", "FAIL": "bold red"}
 
 
 @audit_app.command("lut")
@@ -34,12 +29,15 @@ def audit_lut(
     timeout: Annotated[float, typer.Option(help="Seconds allowed for --execute.", min=1)] = EXECUTE_TIMEOUT_S,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Classify the script's BPB byte tables: CORRECT, BUGGY (with named deviations), OBFUSCATED or UNKNOWN.
+    """Classify the script's BPB byte tables: CORRECT, BUGGY (named deviations), OBFUSCATED, UNKNOWN, N/A, FAIL.
 
     Static by default: the table-building function is interpreted from its AST on a probe vocabulary and
-    (with --tokenizer) on the real one, and compared entry by entry with pgolf's canonical tables. Exit 1
-    when BUGGY.
+    (with --tokenizer) on the real one, and compared entry by entry with pgolf's canonical tables. A stub
+    that execs a sibling file is audited by that file. N/A: a byte-level model; FAIL: an empty script.
+    Exit 1 when BUGGY or FAIL.
     """
+    from pgolf.submission.lut_audit import BUGGY, FAILED, audit_script, inflation_percent, load_val_tokens
+
     val_tokens = None
     if val is not None:
         if tokenizer is None:
@@ -51,22 +49,24 @@ def audit_lut(
     else:
         style = _STYLE.get(audit.status, "yellow")
         where = f" ({audit.function} at line {audit.line})" if audit.function else ""
-        console.print(f"[{style}]{audit.status}[/]{where} [dim]{audit.mode}[/]")
+        from rich.markup import escape  # a script's code and names are text, never markup
+
+        console.print(f"[{style}]{escape(audit.status)}[/]{escape(where)} [dim]{audit.mode}[/]")
         for layer in audit.wrapper_layers:
-            console.print(f"  decoded wrapper {layer}")
+            console.print(f"  decoded wrapper {escape(layer)}")
         if audit.reason:
-            console.print(f"  {audit.reason}")
+            console.print(f"  {escape(audit.reason)}")
         for dev in audit.deviations:
             console.print(f"  [red]{dev.code}[/]: {dev.description}")
             for example in dev.examples:
-                console.print(f"    [dim]{example}[/]")
+                console.print(f"    [dim]{escape(example)}[/]")
         if audit.mismatched_entries is not None:
             console.print(f"  {audit.mismatched_entries} table entries differ from the canonical ones for "
                           f"{audit.tokenizer}")
         if audit.inflation is not None:
             console.print(f"  bytes counted {audit.script_bytes:,} vs canonical {audit.canonical_bytes:,}: "
                           f"inflation {inflation_percent(audit)} (val_bpb deflated accordingly)")
-    if audit.status == BUGGY:
+    if audit.status in (BUGGY, FAILED):
         raise typer.Exit(1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,11 +12,11 @@ from pgolf.cli.options import ruleset_option
 from pgolf.config import secret
 from pgolf.errors import ConfigError, DataError, WorkspaceError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
-from pgolf.submission.checks import FAIL, CheckOptions, run_checks
-from pgolf.submission.folder import Submission, load_path, manifest_val_tokens
-from pgolf.submission.github import API_URL, DEFAULT_REPO, fetch_pr
-from pgolf.submission.report import report_dict, report_markdown, report_table
+from pgolf.submission.github import API_URL, DEFAULT_REPO
 from pgolf.workspace import Workspace
+
+if TYPE_CHECKING:  # the checks pull in numpy and the parsers: imported by the command that runs them
+    from pgolf.submission.checks import CheckOptions
 
 
 def optional_workspace() -> Workspace | None:
@@ -69,6 +69,9 @@ def _default_manifest(ws: Workspace | None) -> Path | None:
 def check_options(ws: Workspace | None, track: str, against: str | None, use_frontier: bool,
                   manifest: Path | None) -> CheckOptions:
     """The comparison targets for the checks, from the command line and the workspace."""
+    from pgolf.submission.checks import CheckOptions
+    from pgolf.submission.folder import manifest_val_tokens
+
     options = CheckOptions()
     if against is not None:
         options.against, options.against_label = _parse_against(against), f"--against {against}"
@@ -102,6 +105,11 @@ def check(
     Nothing is executed (wrappers are decoded, code is read as an AST) and nothing is posted: --markdown only
     prints a comment you may paste yourself.
     """
+    from pgolf.submission.checks import FAIL, run_checks
+    from pgolf.submission.folder import Submission, load_path
+    from pgolf.submission.github import fetch_pr
+    from pgolf.submission.report import report_dict, report_markdown, report_table
+
     if (path is None) == (pr is None):
         raise ConfigError("give a PATH or --pr N (one of them)")
     ws = optional_workspace()

@@ -12,8 +12,6 @@ from pgolf.cli._common import console, current_workspace, print_json
 from pgolf.cli.check import check_options
 from pgolf.cli.options import ruleset_option
 from pgolf.errors import ConfigError
-from pgolf.submission.package import package_runs
-from pgolf.submission.report import report_table
 
 submit_app = typer.Typer(help="Submissions: package runs as a records folder.", no_args_is_help=True)
 
@@ -48,6 +46,9 @@ def package(
         raise ConfigError("no author: pass --author and --github-id (or set git config user.name)")
     run_ids = [r.strip() for r in runs.split(",") if r.strip()]
     options = check_options(ws, track_name, against, False, None)
+    from pgolf.submission.package import package_runs
+    from pgolf.submission.report import report_table
+
     result = package_runs(ws, run_ids, name=name, track=track_name, author=author, github_id=github_id,
                           blurb=blurb, out_dir=(out / "records") if out else None, options=options)
     if as_json:

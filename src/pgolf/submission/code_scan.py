@@ -11,6 +11,8 @@ import ast
 import re
 from collections.abc import Iterable, Iterator
 
+from pgolf.submission.pysource import parse_tree, walk
+
 Finding = tuple[str, str, str]
 
 # The challenge image's own packages (its requirements.txt) plus what ships inside torch: no declaration.
@@ -35,10 +37,7 @@ _WALLCLOCK = re.compile(r"max_wallclock|wallclock_seconds", re.IGNORECASE)
 
 
 def _parse(source: str) -> ast.Module | None:
-    try:
-        return ast.parse(source)
-    except SyntaxError:
-        return None
+    return parse_tree(source)  # any grammar up to 3.13, depth-bounded (so the recursive helpers are safe)
 
 
 def _dotted(node: ast.expr) -> str:
@@ -52,12 +51,12 @@ def _dotted(node: ast.expr) -> str:
 
 
 def _calls(tree: ast.AST) -> Iterator[ast.Call]:
-    return (n for n in ast.walk(tree) if isinstance(n, ast.Call))
+    return (n for n in walk(tree) if isinstance(n, ast.Call))
 
 
 def _imports(tree: ast.Module) -> Iterator[tuple[str, ast.stmt]]:
     """(top-level module name, statement) for every absolute import."""
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name.split(".")[0], node
@@ -68,15 +67,15 @@ def _imports(tree: ast.Module) -> Iterator[tuple[str, ast.stmt]]:
 def _conditional_imports(tree: ast.Module) -> set[int]:
     """Line numbers of imports under a `try:` or an `if` (optional: needed only when that branch runs)."""
     lines: set[int] = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Try | ast.If):
             for stmt in [*node.body, *node.orelse]:
-                lines.update(n.lineno for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom))
+                lines.update(n.lineno for n in walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom))
     return lines
 
 
 def _strings(node: ast.AST) -> Iterator[str]:
-    return (n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    return (n.value for n in walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
 
 
 def counted_code_findings(source: str, local_files: Iterable[str], sizes: dict[str, int],
@@ -124,6 +123,48 @@ def counted_code_findings(source: str, local_files: Iterable[str], sizes: dict[s
     return findings
 
 
+_COMPILERS = re.compile(r"^(?:g\+\+|gcc|c\+\+|clang\+?\+?|nvcc|cc)$")
+_NATIVE_SOURCE = re.compile(r"[\w\-]+\.(?:cpp|cc|cxx|c|cu|cuh|h|hpp)$")
+
+
+def native_code_findings(source: str, local_files: Iterable[str]) -> tuple[list[Finding], list[str]]:
+    """A helper module's compiled code: (findings, the folder's source files it compiles or loads)."""
+    tree = _parse(source)
+    if tree is None:
+        return [], []
+    local = sorted(local_files)
+    findings: list[Finding] = []
+    sources: list[str] = []
+    for node in walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _NATIVE_SOURCE.search(node.value):
+            base = node.value.rsplit("/", 1)[-1]
+            sources += [f for f in local if f.rsplit("/", 1)[-1] == base and f not in sources]
+    for call in _calls(tree):
+        name = _dotted(call.func)
+        words = [s.rsplit("/", 1)[-1] for s in _strings(call)]
+        if name.startswith(("subprocess.", "os.system")) and any(_COMPILERS.match(w) for w in words):
+            compiler = next(w for w in words if _COMPILERS.match(w))
+            findings.append(("FAIL", str(call.lineno), f"compiles native code with {compiler} at run time"
+                             + (f" ({', '.join(sources)})" if sources else "")))
+        elif name in {"ctypes.CDLL", "ctypes.cdll.LoadLibrary", "CDLL"}:
+            findings.append(("FAIL", str(call.lineno), f"{name} loads a compiled library"))
+    return findings, sources
+
+
+_SIDECAR = re.compile(r"(?i)val_bytes|byte_sidecar|token_bytes_\w*\.bin")
+
+
+def byte_sidecar_findings(source: str) -> list[Finding]:
+    """Where the script reads the byte denominator from a file of its own instead of the tokenizer's LUT."""
+    tree = _parse(source)
+    if tree is None:
+        return []
+    return [("WARN", str(n.lineno), f"reads per-token byte counts from a sidecar file ({n.value[:50]!r}) "
+                                    "instead of deriving them from the tokenizer")
+            for n in walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and _SIDECAR.search(n.value)][:3]
+
+
 def network_findings(source: str) -> list[Finding]:
     """Network modules and calls (downloads, sockets, hub APIs)."""
     tree = _parse(source)
@@ -133,8 +174,8 @@ def network_findings(source: str) -> list[Finding]:
     for module, stmt in _imports(tree):
         if module in _NETWORK_MODULES:
             findings.append(("WARN", str(stmt.lineno), f"imports {module}"))
-    eval_lines = {n.lineno for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and "eval" in f.name.lower()
-                  for n in ast.walk(f) if hasattr(n, "lineno")}
+    eval_lines = {n.lineno for f in walk(tree) if isinstance(f, ast.FunctionDef) and "eval" in f.name.lower()
+                  for n in walk(f) if hasattr(n, "lineno")}
     for call in _calls(tree):
         name = _dotted(call.func)
         last = name.rsplit(".", 1)[-1]
@@ -150,12 +191,24 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name.lower())
 
 
-def dependency_findings(source: str, requirements: str | None, stdlib: Iterable[str]) -> list[Finding]:
-    """Third-party imports that requirements.txt does not declare."""
+# Other spellings a requirements.txt or README uses for a package (FlashAttention 3 is installed from a
+# wheel index and documented rather than pinned: "FlashAttention 3 must be installed separately").
+_PACKAGE_SPELLINGS = {"flash_attn": ("flash_attn", "flash_attn_3", "flashattention", "flash attention", "fa3")}
+
+
+def _mentions(text: str, module: str, package: str) -> bool:
+    names = {_normalize(module), _normalize(package), *_PACKAGE_SPELLINGS.get(_normalize(package), ())}
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(n)}(?![a-z0-9])", text) for n in names)
+
+
+def dependency_findings(source: str, requirements: str | None, stdlib: Iterable[str],
+                        readme: str | None = None) -> list[Finding]:
+    """Third-party imports that neither requirements.txt nor the README's setup notes declare."""
     tree = _parse(source)
     if tree is None:
         return []
     declared = _normalize(requirements or "")
+    documented = _normalize(readme or "")
     guarded = _conditional_imports(tree)
     std = set(stdlib) | {"__future__"}
     findings: list[Finding] = []
@@ -165,7 +218,11 @@ def dependency_findings(source: str, requirements: str | None, stdlib: Iterable[
             continue
         seen.add(module)
         package = _PACKAGE_ALIASES.get(module.lower(), module)
-        if _normalize(package) in declared or _normalize(module) in declared:
+        if _mentions(declared, module, package):
+            continue
+        if _mentions(documented, module, package):
+            findings.append(("INFO", str(stmt.lineno), f"imports {module}: README.md documents installing it "
+                                                       "(setup instructions, as the challenge's README allows)"))
             continue
         optional = stmt.lineno in guarded
         findings.append(("INFO" if optional else "FAIL", str(stmt.lineno),
@@ -185,14 +242,15 @@ def _score_lines(body: list[ast.stmt]) -> list[int]:
     def scores(node: ast.AST) -> bool:
         if isinstance(node, ast.AugAssign):
             return bool(_SCORE_TARGET.search(ast.unparse(node.target)))
-        return isinstance(node, ast.Call) and bool(re.search(r"score|eval_", _dotted(node.func).rsplit(".", 1)[-1]))
+        return isinstance(node, ast.Call) and bool(re.search(r"score|eval_|bpb|accumulate",
+                                                             _dotted(node.func).rsplit(".", 1)[-1]))
 
-    return [n.lineno for stmt in body for n in ast.walk(stmt) if scores(n)]
+    return [n.lineno for stmt in body for n in walk(stmt) if scores(n)]
 
 
 def _mentions_val(node: ast.AST) -> bool:
-    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+    names = {n.id for n in walk(node) if isinstance(n, ast.Name)} | {
+        n.attr for n in walk(node) if isinstance(n, ast.Attribute)}
     return any(_VAL_NAME.search(name) for name in names)
 
 
@@ -202,22 +260,55 @@ def score_first_findings(source: str) -> list[Finding]:
     if tree is None:
         return []
     findings: list[Finding] = []
-    for func in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+    for func in (n for n in walk(tree) if isinstance(n, ast.FunctionDef)):
         ttt_function = bool(re.search(r"ttt|test_time|eval", func.name, re.IGNORECASE))
-        for loop in (n for n in ast.walk(func) if isinstance(n, ast.For | ast.While)):
-            if any(isinstance(n, ast.For | ast.While) for stmt in loop.body for n in ast.walk(stmt)):
+        for loop in (n for n in walk(func) if isinstance(n, ast.For | ast.While)):
+            if any(isinstance(n, ast.For | ast.While) for stmt in loop.body for n in walk(stmt)):
                 continue  # judge the innermost loops, where one chunk is scored and trained on
+            header = ast.unparse(loop.test) if isinstance(loop, ast.While) else \
+                f"{ast.unparse(loop.target)} {ast.unparse(loop.iter)}"
+            if re.search(r"(?i)warm", header) or any(re.search(r"(?i)warm", ast.unparse(o.iter))
+                                                    for o in walk(func) if isinstance(o, ast.For)
+                                                    and loop in walk(o) and o is not loop):
+                continue  # a warm-up, not scoring: the community rule on eval warm-ups judges it
             steps = sorted(c.lineno for stmt in loop.body for c in _calls(stmt) if _is_step(c))
             if not steps or not (ttt_function or _mentions_val(loop)):
                 continue
             scores = sorted(_score_lines(loop.body))
+            if not scores:  # a training loop nested in a chunk loop: the chunk's scoring is in an outer loop
+                scores = _enclosing_scores(func, loop)
             if not scores:
                 findings.append(("WARN", str(steps[0]), f"optimizer step on validation data in {func.name} with "
                                                         "no scoring in the same loop"))
             elif steps[0] < scores[0]:
-                findings.append(("FAIL", str(steps[0]), f"{func.name}: optimizer step at line {steps[0]} before "
-                                                        f"the chunk is scored at line {scores[0]}"))
+                flag = _guard(func, steps[0])
+                findings.append(("WARN" if flag else "FAIL", str(steps[0]),
+                                 f"{func.name}: optimizer step at line {steps[0]} before the chunk is scored at line "
+                                 f"{scores[0]}" + (f" (only when {flag})" if flag else "")))
     return findings
+
+
+def _guard(func: ast.FunctionDef, line: int) -> str:
+    """The condition of the innermost `if` in `func` whose body holds `line` (an optional branch), or ""."""
+    found = ""
+    for node in walk(func):
+        if isinstance(node, ast.If) and any(getattr(n, "lineno", 0) == line for s in node.body for n in walk(s)):
+            found = ast.unparse(node.test)[:60]  # walk is breadth-first: later matches are nested deeper
+    return found
+
+
+def _enclosing_scores(func: ast.FunctionDef, loop: ast.For | ast.While) -> list[int]:
+    """Score lines of the nearest loop around `loop` that scores anything (the per-chunk loop)."""
+    parents: dict[ast.AST, ast.AST] = {}
+    for node in walk(func):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    node: ast.AST | None = parents.get(loop)
+    while node is not None and node is not func:
+        if isinstance(node, ast.For | ast.While) and (lines := sorted(_score_lines(node.body))):
+            return lines
+        node = parents.get(node)
+    return []
 
 
 def val_leak_findings(source: str) -> list[Finding]:
@@ -226,12 +317,12 @@ def val_leak_findings(source: str) -> list[Finding]:
     if tree is None:
         return []
     val_names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Assign) and (
             any(_VAL_SOURCE.search(s) for s in _strings(node.value))
             or any(re.search(r"load_val|validation", _dotted(c.func)) for c in _calls(node.value))
         ):
-            val_names |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            val_names |= {n.id for t in node.targets for n in walk(t) if isinstance(n, ast.Name)}
     findings: list[Finding] = []
     for call in _calls(tree):
         name = _dotted(call.func).rsplit(".", 1)[-1]
@@ -254,7 +345,7 @@ def wallclock_findings(source: str, train_limit: float | None) -> list[Finding]:
         if (_dotted(call.func) in {"os.environ.get", "os.getenv", "environ.get"} and len(call.args) == 2
                 and isinstance(call.args[0], ast.Constant) and _WALLCLOCK.search(str(call.args[0].value))):
             findings += _cap_value(call.args[1], call.lineno, train_limit, f"default of {call.args[0].value}")
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Constant):
             target = _dotted(node.targets[0]) if not isinstance(node.targets[0], ast.Subscript) else ""
             if target and _WALLCLOCK.search(target):

@@ -13,8 +13,10 @@ from pgolf.logs import RunResult, parse_log_text
 
 SCRIPT_NAME = "train_gpt.py"
 TRACK_DIRS = ("track_10min_16mb", "track_non_record_16mb")
-# Logs are named train*.log / *.txt in the records; README and requirements are not logs.
-_LOG_NAME = re.compile(r"(?:^|/)(?:train|log)[^/]*\.(?:log|txt)$", re.IGNORECASE)
+# Logs in the records: train*.log, train_seed42.txt, ternary_log_*.txt, binary_log.txt, and anything in a
+# logs*/ folder (logs/, logs_experiment/); README and requirements are not logs.
+_LOG_NAME = re.compile(r"(?:^|/)(?:[^/]*(?:train|log)[^/]*\.(?:log|txt)|logs[^/]*/(?:[^/]+/)*[^/]+\.(?:log|txt))$",
+                       re.IGNORECASE)
 _NOT_LOGS = frozenset({"requirements.txt"})
 # A log named for its seed (train_seed42.log) even where its text prints another (a default it overrode).
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
@@ -62,7 +64,13 @@ class Submission:
     def seed_logs(self) -> tuple[dict[str, RunResult], str]:
         """The complete logs of the seeds submission.json names (its per-seed results), else every complete
         log; with a note saying which rule chose them."""
-        complete = {n: r for n, r in self.logs().items() if r.complete}
+        complete: dict[str, RunResult] = {}
+        texts: set[str] = set()
+        for n, r in self.logs().items():  # an identical copy of a log (train.log beside train_seed42.log) is one run
+            text = self.text(n) or ""
+            if r.complete and text not in texts:
+                complete[n] = r
+                texts.add(text)
         named = _named_seeds(self.submission_json()[0])
         chosen = {n: r for n, r in complete.items() if named & {str(r.seed), *_SEED_IN_NAME.findall(n)}}
         if chosen:

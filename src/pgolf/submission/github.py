@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pgolf.errors import DataError
 from pgolf.submission.folder import MAX_FILE_BYTES, TRACK_DIRS, Submission
 
+if TYPE_CHECKING:
+    import httpx
+
 DEFAULT_REPO = "openai/parameter-golf"
 API_URL = "https://api.github.com"
-_TIMEOUT = httpx.Timeout(30.0)
+_TIMEOUT_S = 30.0
 
 
 def _get(client: httpx.Client, url: str, **params: object) -> httpx.Response:
+    import httpx  # only a PR check needs it: `pgolf check DIR` starts without it
     try:
         response = client.get(url, params=params or None)
     except httpx.HTTPError as err:
@@ -42,7 +45,9 @@ def fetch_pr(number: int, repo: str = DEFAULT_REPO, token: str | None = None,
     headers = {"Accept": "application/vnd.github+json", "User-Agent": "pgolf"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    with httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=_TIMEOUT,
+    import httpx
+
+    with httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(_TIMEOUT_S),
                       follow_redirects=True) as client:
         pr = _get(client, f"/repos/{repo}/pulls/{number}").json()
         try:

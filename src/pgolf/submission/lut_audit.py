@@ -14,6 +14,7 @@ import ast
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,11 +28,15 @@ import numpy as np
 from pgolf.errors import DataError
 from pgolf.scoring.luts import LEADING_SPACE, ByteLUTs, build_luts, load_tokenizer, token_bytes
 from pgolf.submission.lut_interp import TOKENIZER_METHODS, Array, Device, Interpreter, Unsupported
-from pgolf.submission.probe import ProbeTokenizer
-from pgolf.submission.wrappers import unwrap
+from pgolf.submission.probe import EXECUTE_TIMEOUT_S, ProbeTokenizer
+from pgolf.submission.pysource import parse_tree
+from pgolf.submission.wrappers import ReadSibling, unwrap
 
 CORRECT, BUGGY, OBFUSCATED, UNKNOWN = "CORRECT", "BUGGY", "OBFUSCATED", "UNKNOWN"
-EXECUTE_TIMEOUT_S = 60.0
+# N/A: a byte-level model (every token is one byte: no tables to get wrong); FAIL: an empty script
+NOT_APPLICABLE, FAILED = "N/A", "FAIL"
+_TOKENIZER_MODULES = frozenset({"sentencepiece", "tiktoken", "tokenizers", "transformers"})
+_BYTE_VOCAB_MAX = 260  # 256 byte values plus a few specials
 
 # Every kind of piece a SentencePiece vocabulary holds, with pieces whose canonical counts differ.
 PROBE_VOCAB: tuple[tuple[str, str], ...] = (
@@ -321,11 +326,38 @@ def run_isolated(args: list[str], stdin: str, timeout: float) -> subprocess.Comp
                               timeout=timeout, cwd=home, env=env)
 
 
+def _byte_level(tree: ast.Module) -> str:
+    """Evidence that the model reads raw bytes (no tokenizer imported, a vocabulary of <= 260), or ""."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in _TOKENIZER_MODULES for a in node.names):
+            return ""
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _TOKENIZER_MODULES:
+            return ""
+    for node in ast.walk(tree):
+        value = None
+        if (isinstance(node, ast.Call) and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value == "VOCAB_SIZE" and isinstance(node.args[1], ast.Constant)):
+            value = node.args[1].value
+        elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and any(
+                isinstance(t, ast.Name) and re.fullmatch(r"(?i)vocab_size", t.id) for t in node.targets)):
+            value = node.value.value
+        if isinstance(value, int) and 0 < value <= _BYTE_VOCAB_MAX:
+            return f"line {node.lineno}: vocabulary of {value} with no tokenizer imported: each token is one byte"
+    return ""
+
+
 def audit_source(source: str, *, tokenizer: Path | None = None, val_tokens: np.ndarray | None = None,
                  execute: bool = False, table_size: int | None = None,
-                 timeout: float = EXECUTE_TIMEOUT_S) -> LutAudit:
-    """Audit a script's byte tables (statically unless `execute`); see the module docstring."""
-    unwrapped = unwrap(source)
+                 timeout: float = EXECUTE_TIMEOUT_S, script_name: str = "train_gpt.py",
+                 read_sibling: ReadSibling | None = None) -> LutAudit:
+    """Audit a script's byte tables (statically unless `execute`); see the module docstring.
+
+    `read_sibling(name)` reads another file of the script's folder, for a stub that execs one.
+    """
+    if not source.strip():
+        return LutAudit(status=FAILED, reason="the script is empty: nothing builds byte tables or scores a byte",
+                        mode="execute" if execute else "static")
+    unwrapped = unwrap(source, script_name=script_name, read_sibling=read_sibling)
     audit = LutAudit(status=UNKNOWN, wrapper_layers=unwrapped.layers, mode="execute" if execute else "static",
                      tokenizer=str(tokenizer) if tokenizer else None)
     if unwrapped.obfuscated:
@@ -334,11 +366,22 @@ def audit_source(source: str, *, tokenizer: Path | None = None, val_tokens: np.n
     if unwrapped.syntax_error:
         audit.reason = f"the script does not parse ({unwrapped.syntax_error})"
         return audit
-    tree = ast.parse(unwrapped.source)
-    func = find_table_builder(tree)
-    if func is None:
-        audit.reason = "no function asks the tokenizer about its pieces (is_byte, id_to_piece, ...)"
+    if not unwrapped.source.strip():
+        audit.status, audit.reason = FAILED, "the decoded program is empty"
         return audit
+    trees = [t for t in [parse_tree(unwrapped.source), *(parse_tree(c) for _, c in unwrapped.embedded)] if t]
+    found = next(((t, f) for t in trees if (f := find_table_builder(t)) is not None), None)
+    if found is None:
+        byte_level = next((b for t in trees if (b := _byte_level(t))), "")
+        if byte_level:
+            audit.status, audit.reason = NOT_APPLICABLE, f"a byte-level model ({byte_level})"
+        elif unwrapped.dynamic:
+            audit.reason = ("no function asks the tokenizer about its pieces, and code run through exec/eval is "
+                            f"not known statically: {unwrapped.dynamic[0]}")
+        else:
+            audit.reason = "no function asks the tokenizer about its pieces (is_byte, id_to_piece, ...)"
+        return audit
+    tree, func = found
     audit.function, audit.line = func.name, func.lineno
     roles = _roles(func)
     if roles is None:
@@ -397,11 +440,28 @@ def load_val_tokens(pattern: str, vocab_size: int | None = None, limit: int | No
 
 def audit_script(path: Path, **kwargs: Any) -> LutAudit:
     """Audit the script at `path`; see `audit_source`."""
+    path = Path(path)
     try:
-        source = Path(path).read_text(encoding="utf-8")
+        source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read script ({err})") from None
-    return audit_source(source, **kwargs)
+    return audit_source(source, script_name=path.name, read_sibling=folder_reader(path.parent), **kwargs)
+
+
+def folder_reader(folder: Path) -> ReadSibling:
+    """Reads a file of `folder` by its relative name (never outside it), as text; None when absent."""
+    root = folder.resolve()
+
+    def read(name: str) -> str | None:
+        target = (root / name).resolve()
+        if root not in target.parents or not target.is_file():
+            return None
+        try:
+            return target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    return read
 
 
 def inflation_percent(audit: LutAudit) -> str:

@@ -101,6 +101,7 @@ TOKENIZER_METHODS = {
     "is_unused": "is_unused", "IsUnused": "is_unused",
     "is_byte": "is_byte", "IsByte": "is_byte",
     "id_to_piece": "id_to_piece", "IdToPiece": "id_to_piece",
+    "piece_to_id": "piece_to_id", "PieceToId": "piece_to_id",  # the `sp.piece_to_id("▁") != unk` guard
     "unk_id": "unk_id", "bos_id": "bos_id", "eos_id": "eos_id", "pad_id": "pad_id",
 }
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from pgolf.submission.lut_interp import Unsupported
 
+EXECUTE_TIMEOUT_S = 60.0  # `audit lut --execute` default; here, in the light module the CLI imports at start
+
 # Ids SentencePiece gives its special pieces; the probe vocabulary puts them in the same places.
 _SPECIAL_IDS = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1}
 
@@ -29,6 +31,12 @@ class ProbeTokenizer:
     def id_to_piece(self, i: int) -> str:
         """The piece with id `i`."""
         return self.vocab[i][0]
+
+    def piece_to_id(self, piece: str) -> int:
+        """The id of `piece`, or the unknown piece's id when the vocabulary lacks it (as SentencePiece does)."""
+        if not isinstance(piece, str):
+            raise TypeError(f"piece_to_id takes a str, not {type(piece).__name__}")
+        return next((i for i, (p, _) in enumerate(self.vocab) if p == piece), _SPECIAL_IDS["unk_id"])
 
     def is_control(self, i: int) -> bool:
         """True for control pieces (<s>, </s>)."""
@@ -63,7 +71,7 @@ class ProbeTokenizer:
         return _SPECIAL_IDS["pad_id"]
 
     get_piece_size = GetPieceSize = piece_size = vocab_size
-    IdToPiece = id_to_piece
+    IdToPiece, PieceToId = id_to_piece, piece_to_id
     IsControl, IsUnknown, IsUnused, IsByte = is_control, is_unknown, is_unused, is_byte
 
     def audit_query(self, method: str, *args: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from pgolf.submission.checks import FAIL, NA, PASS, UNKNOWN, WARN, CheckResult, worst_status
+from pgolf.submission.checks import FAIL, NA, PASS, STATUS_ORDER, UNKNOWN, WARN, CheckResult, worst_status
 
 _STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red", UNKNOWN: "dim", NA: "dim"}
 _ICON = {PASS: "✅", WARN: "⚠️", FAIL: "❌", UNKNOWN: "❔", NA: "➖"}
@@ -24,12 +24,19 @@ def report_dict(target: str, ruleset: str, results: Sequence[CheckResult]) -> di
     }
 
 
+def by_severity(results: Sequence[CheckResult]) -> list[CheckResult]:
+    """The results grouped by status, FAIL first, keeping the checks' order inside each group."""
+    return sorted(results, key=lambda r: STATUS_ORDER.index(r.status))
+
+
 def report_table(target: str, results: Sequence[CheckResult], verbose: bool = False) -> Table:
-    """A Rich table: one row per check, evidence below its summary."""
+    """A Rich table: one row per check, grouped by severity, evidence below its summary; a FAIL names its rule."""
     table = Table("check", "status", "summary", title=f"pgolf check {target}", title_justify="left",
                   show_lines=verbose)
-    for r in results:
+    for r in by_severity(results):
         summary = escape(r.summary)  # evidence quotes a submission's own files: text, never markup
+        if r.status == FAIL:
+            summary += f"\n[dim]  rule: {escape(r.rule)}[/]"
         if r.evidence and (verbose or r.status in (FAIL, WARN)):
             shown = r.evidence if verbose else r.evidence[:3]
             summary += "\n" + "\n".join(f"[dim]  {escape(line)}[/]" for line in shown)
@@ -49,12 +56,12 @@ def report_markdown(target: str, ruleset: str, results: Sequence[CheckResult]) -
     lines = [f"### pgolf check: {_ICON[verdict]} {verdict}", "",
              f"Target `{target}`, ruleset `{ruleset}`.", "",
              "| check | status | summary |", "|---|---|---|"]
-    lines += [f"| {r.name} | {_ICON[r.status]} {r.status} | {_md_cell(r.summary)} |" for r in results]
-    flagged = [r for r in results if r.status in (FAIL, WARN) and r.evidence]
+    lines += [f"| {r.name} | {_ICON[r.status]} {r.status} | {_md_cell(r.summary)} |" for r in by_severity(results)]
+    flagged = [r for r in by_severity(results) if r.status in (FAIL, WARN) and r.evidence]
     if flagged:
         lines += ["", "<details><summary>Evidence</summary>", ""]
         for r in flagged:
-            lines += [f"**{r.name}** ({r.status}): {r.rule}", "", "```"]
+            lines += [f"**{r.name}** ({r.status}) applies: {r.rule}", "", "```"]
             lines += r.evidence[:MAX_EVIDENCE_LINES]
             if len(r.evidence) > MAX_EVIDENCE_LINES:
                 lines.append(f"… {len(r.evidence) - MAX_EVIDENCE_LINES} more")
