@@ -35,6 +35,7 @@ class Entry:
 
 LOOP, RESEARCH, VIEW, SUBMIT, DATA, REMOTE = (
     "Workspace and loop", "Research", "Views", "Submissions", "Data and measurement", "Remote compute")
+AGENTS = "Coding agents"
 
 # The order is the order of `pgolf --help`.
 COMMANDS: dict[str, Entry] = {
@@ -75,6 +76,7 @@ COMMANDS: dict[str, Entry] = {
     "logs": Entry("pgolf.cli.logs:logs_app", "Training logs: the official records' formats and pgolf's "
                   "own.", DATA),
     "compute": Entry("pgolf.cli.compute:compute_app", "Remote compute: pods this workspace made.", REMOTE),
+    "hook": Entry("pgolf.cli.hook:hook_app", "Hooks a coding agent calls; `pgolf agent setup` installs them.", AGENTS),
 }
 
 
