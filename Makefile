@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # torch is installed first and pinned: the local CPU wheel, never the CUDA download.
 TORCH  := torch==2.13.0
-EXTRAS := train,compress,data,dashboard
+EXTRAS := train,compress,data,dashboard,agents
 
 .PHONY: demo test lint bench clean
 

@@ -76,6 +76,8 @@ COMMANDS: dict[str, Entry] = {
     "logs": Entry("pgolf.cli.logs:logs_app", "Training logs: the official records' formats and pgolf's "
                   "own.", DATA),
     "compute": Entry("pgolf.cli.compute:compute_app", "Remote compute: pods this workspace made.", REMOTE),
+    "agent": Entry("pgolf.cli.agent:agent_app", "Let a coding agent (Claude Code, Codex) drive research "
+                   "through pgolf.", AGENTS),
     "hook": Entry("pgolf.cli.hook:hook_app", "Hooks a coding agent calls; `pgolf agent setup` installs them.", AGENTS),
 }
 
