@@ -78,6 +78,8 @@ COMMANDS: dict[str, Entry] = {
     "compute": Entry("pgolf.cli.compute:compute_app", "Remote compute: pods this workspace made.", REMOTE),
     "agent": Entry("pgolf.cli.agent:agent_app", "Let a coding agent (Claude Code, Codex) drive research "
                    "through pgolf.", AGENTS),
+    "mcp": Entry("pgolf.cli.mcp:mcp", "Serve this workspace over the Model Context Protocol on stdin/stdout "
+                 "(the agent starts it).", AGENTS),
     "hook": Entry("pgolf.cli.hook:hook_app", "Hooks a coding agent calls; `pgolf agent setup` installs them.", AGENTS),
 }
 
