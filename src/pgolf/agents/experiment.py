@@ -19,13 +19,15 @@ import functools
 import json
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from pgolf import git
 from pgolf.atomic import atomic_write_text
-from pgolf.errors import ConfigError, LockedError, PgolfError, WorkspaceError
+from pgolf.errors import ConfigError, LockedError, PgolfError
 from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
@@ -45,7 +47,7 @@ def _locked_message(err: LockedError) -> str:
 
 def best_script(ws: Workspace) -> str:
     """train_gpt.py at pgolf/best, or at HEAD before the first experiment made that branch."""
-    from pgolf.loop.lifecycle import BEST_BRANCH
+    from pgolf.loop.refs import BEST_BRANCH
 
     for ref in (BEST_BRANCH, "HEAD"):
         text = git.git(ws.root, "show", f"{ref}:{TRAIN_SCRIPT}", check=False)
@@ -54,53 +56,51 @@ def best_script(ws: Workspace) -> str:
     return ""
 
 
-def in_flight(ws: Workspace) -> list[dict[str, Any]]:
-    """The runs the loop's state files say are in flight (read only; nothing is locked)."""
-    from pgolf.loop.lifecycle import INFLIGHT_NAME
+_IN_FLIGHT_KEYS = ("run_id", "kind", "phase", "description", "commit", "seed", "slot", "candidate")
 
-    path = ws.state_dir / INFLIGHT_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(data, dict):
-        return []
-    keys = ("run_id", "kind", "phase", "description", "commit", "seed")
-    return [{k: data.get(k) for k in keys}]
+
+def in_flight(ws: Workspace) -> list[dict[str, Any]]:
+    """The runs the loop's state files say are in flight (read only: nothing is locked or removed)."""
+    folder = ws.running_dir
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        data = _read_json(path)
+        if isinstance(data, dict):
+            found.append({k: data.get(k) for k in _IN_FLIGHT_KEYS})
+    return found
 
 
 class _Events:
-    """The loop's events as progress messages (`LoopEvents`); step lines at most one a second."""
+    """The loop's events (`LoopEvents`) as progress messages; a run's step lines at most one a second."""
 
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
-        self._last_line = 0.0
+        self._last_line: dict[str, float] = {}
 
     def message(self, text: str) -> None:
         self.emit(text)
 
-    def run_started(self, run_id: str, kind: str, description: str, tracker_info: dict[str, Any]) -> None:
+    def run_started(self, run_id: str, kind: str, description: str, info: dict[str, Any]) -> None:
         self.emit(f"{run_id} ({kind}) started: {description}")
 
-    def line(self, text: str) -> None:
-        import time
-
+    def run_line(self, run_id: str, text: str) -> None:
         now = time.monotonic()
-        if text.startswith("step:") and now - self._last_line >= 1.0:
-            self._last_line = now
-            self.emit(text.strip()[:200])
+        if text.startswith("step:") and now - self._last_line.get(run_id, 0.0) >= 1.0:
+            self._last_line[run_id] = now
+            self.emit(f"{run_id} {text.strip()[:200]}")
 
     def run_finished(self, record: Any) -> None:
         bpb = "-" if record.val_bpb is None else f"{record.val_bpb:.4f}"
-        self.emit(f"{record.run_id} finished: {record.status} val_bpb {bpb}")
+        self.emit(f"{record.run_id} ({record.kind}) finished: {record.status} val_bpb {bpb}")
 
 
 class _EditProposer:
-    """A proposer whose proposal is the agent's edit: the text it had in train_gpt.py."""
+    """A proposer whose one proposal is the agent's edit: the text it had in train_gpt.py."""
 
     kind = "mcp"
 
-    def __init__(self, text: str, description: str) -> None:
+    def __init__(self, ws: Workspace, text: str, description: str) -> None:
+        self.ws = ws
         self.text = text
         self.description = description
 
@@ -108,8 +108,8 @@ class _EditProposer:
         from pgolf.loop.proposers.base import Proposal
 
         best = git.git(ctx.ws.root, "show", f"{ctx.best_commit}:{TRAIN_SCRIPT}") + "\n"
-        _save_edit(ctx.ws, self.text, ctx.run_dir.name)  # from here on the run's row and tag hold it
-        atomic_write_text(ctx.ws.train_script, self.text)
+        _save_edit(self.ws, self.text, ctx.run_dir.name)  # from here on the run's row and tag hold it
+        atomic_write_text(ctx.script, self.text)
         return Proposal(description=self.description, changed=self.text.rstrip("\n") != best.rstrip("\n"))
 
     def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
@@ -140,15 +140,18 @@ def _save_edit(ws: Workspace, text: str, run_id: str = "") -> None:
     atomic_write_text(_edit_path(ws), json.dumps({"text": text, "run_id": run_id}) + "\n")
 
 
-def _take_edit(ws: Workspace, diff: str | None) -> str:
-    """The agent's edit, saved where a crash cannot lose it."""
+def _set_aside(ws: Workspace, diff: str | None = None) -> str:
+    """Save the agent's edit where a crash cannot lose it, then restore the committed script (the loop
+    starts from a clean train_gpt.py, as `pgolf run` requires)."""
     text = _apply_diff(ws, diff) if diff else ws.train_script.read_text(encoding="utf-8")
-    _save_edit(ws, text)
+    if git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
+        _save_edit(ws, text)
+        git.git(ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)
     return text
 
 
 def _restore_pending_edit(ws: Workspace) -> str | None:
-    """After a crash: put back an edit that never reached a run (one that did is in its run's tag)."""
+    """Put back an edit that never reached a run (one that did is held by its run's row and tag)."""
     saved = _read_json(_edit_path(ws))
     _edit_path(ws).unlink(missing_ok=True)
     if not isinstance(saved, dict) or not isinstance(saved.get("text"), str):
@@ -162,76 +165,97 @@ def _restore_pending_edit(ws: Workspace) -> str | None:
     return None
 
 
-def _lab(ws: Workspace, config: Any, emit: Emit) -> Any:
-    from pgolf.loop.lifecycle import Lab
-
-    return Lab(ws, config, events=_Events(emit))
-
-
 def recover_at_start(ws: Workspace) -> str | None:
-    """What `pgolf run` does at its start, when nobody holds the workspace: finish an interrupted run."""
+    """What `pgolf run` does at its start, when nobody holds the workspace: finish interrupted runs."""
+    from pgolf.loop.lab import Lab
+    from pgolf.loop.recovery import recover
     from pgolf.loop.supervisor import workspace_lock
 
+    said: list[str] = []
     try:
         config = ws.config()
         with workspace_lock(ws):
-            lab = _lab(ws, config, lambda _m: None)
-            done = [lab.recover(), _restore_pending_edit(ws)]
+            _set_aside(ws)
+            try:
+                lab = Lab(ws, config)
+                lab.refs.prepare()
+                said += recover(lab)
+            finally:
+                said.append(_restore_pending_edit(ws) or "")
     except LockedError:
         return None  # the holder recovers for itself
-    except PgolfError:
-        return None  # a broken pgolf.toml: every tool reports it on its own
-    return "; ".join(d for d in done if d) or None
+    except PgolfError as err:
+        return f"not recovered: {err}"  # a broken pgolf.toml: every tool reports it on its own
+    return "; ".join(s for s in said if s) or None
 
 
-def run_experiment(ws: Workspace, *, description: str, seeds: list[int] | None = None, diff: str | None = None,
+def run_experiment(ws: Workspace, *, description: str, diff: str | None = None,
                    emit: Emit = lambda _m: None) -> dict[str, Any]:
-    """One experiment from the agent's edit, through the loop's lifecycle; the decision as JSON."""
-    from pgolf.loop.supervisor import workspace_lock
+    """One experiment from the agent's edit, through `pgolf run`'s own loop; the decision as JSON.
+
+    It is `run_loop(experiments=1)` with the agent's edit as the proposal: the same lock, recovery,
+    noise floor, scheduler (slots, replicate runs), judge, ledger row, git moves and program.md.
+    """
+    from pgolf.loop.supervisor import run_loop
 
     description = " ".join(description.split())
     if not description:
         raise ConfigError("description: say in one line what the change tries")
-    config = ws.config()
-    try:
-        with workspace_lock(ws):
-            text = _take_edit(ws, diff)  # first: recovering a killed run resets the working copy
-            lab = _lab(ws, config, emit)
-            recovered = lab.recover()
-            git.git(ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)  # the edit is saved; prepare_git wants a clean file
-            try:
-                lab.prepare_git()
-            except WorkspaceError:
-                atomic_write_text(ws.train_script, text)
-                _edit_path(ws).unlink(missing_ok=True)
-                raise
-            if lab.noise() is None:
-                emit("measuring the noise floor first (the unchanged script, several seeds)")
-                lab.measure_noise_floor()
-            record = lab.run_experiment(_EditProposer(text, description))
-            _edit_path(ws).unlink(missing_ok=True)
-    except LockedError as err:
-        raise LockedError(_locked_message(err)) from None
-    return _decision(ws, record, recovered, seeds)
+    ws.config()  # a broken pgolf.toml: one line, before the edit is touched
+    with _edit_lock(ws):
+        text = _set_aside(ws, diff)
+        try:
+            summary = run_loop(ws, experiments=1, proposer=_EditProposer(ws, text, description),
+                               proposer_kind=_EditProposer.kind, events=_Events(emit))
+        except LockedError as err:
+            _restore_pending_edit(ws)
+            raise LockedError(_locked_message(err)) from None
+        except BaseException:
+            _restore_pending_edit(ws)
+            raise
+        _edit_path(ws).unlink(missing_ok=True)
+    return _decision(ws, summary)
 
 
-def _decision(ws: Workspace, record: Any, recovered: str | None, seeds: list[int] | None) -> dict[str, Any]:
-    from pgolf.loop.lifecycle import BEST_BRANCH, DECISION_NAME, TAG_PREFIX
+@contextlib.contextmanager
+def _edit_lock(ws: Workspace) -> Any:
+    """Two calls of one server (or two servers) never set aside the same edit at once."""
+    import fcntl
 
-    rows = ws.ledger().rows()
-    row = next((r for r in rows if r.run_id == record.run_id), None)
-    decision = _read_json(ws.run_dir(record.run_id) / DECISION_NAME)
-    kept = record.status == "keep"
-    best = git.git(ws.root, "rev-parse", BEST_BRANCH, check=False)
+    ws.state_dir.mkdir(parents=True, exist_ok=True)
+    path = _edit_path(ws).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError("another run_experiment is already running in this workspace; wait for its "
+                              "decision") from None
+        yield
+
+
+def _decision(ws: Workspace, summary: Any) -> dict[str, Any]:
+    from pgolf.loop.refs import BEST_BRANCH, TAG_PREFIX
+
+    runs = [r for r in summary.records if r.kind != "baseline"]
+    if not runs:
+        raise PgolfError(f"no experiment ran: {summary.stop_reason or 'nothing to run'}")
+    final = runs[-1]
+    rows = {r.run_id: r for r in ws.ledger().rows()}
+    kept = final.status == "keep"
+    decision = _read_json(ws.run(final.run_id).decision)
     return {
-        "run_id": record.run_id, "status": record.status, "kept": kept, "description": record.description,
-        "commit": record.commit, "val_bpb": record.val_bpb, "gain": record.gain, "reason": record.reason,
-        "promoted": record.promoted, "decision": decision, "row": row.as_dict() if row else None,
-        "best_commit": best,
-        "working_copy": ("train_gpt.py is the new best" if kept else
-                         f"train_gpt.py was reset to pgolf/best; your change is at {TAG_PREFIX}{record.run_id}"),
-        "recovered": recovered,
-        "seeds_requested": seeds,
+        "run_id": runs[0].run_id, "status": final.status, "kept": kept, "description": runs[0].description,
+        "commit": final.commit, "val_bpb": final.val_bpb, "gain": final.gain, "reason": final.reason,
+        "promoted": final.promoted, "verdict": final.verdict, "decision": decision,
+        "runs": [{"run_id": r.run_id, "kind": r.kind, "status": r.status, "val_bpb": r.val_bpb,
+                  "row": rows[r.run_id].as_dict() if r.run_id in rows else None} for r in runs],
+        "noise_floor_runs": [r.run_id for r in summary.records if r.kind == "baseline"],
+        "best_commit": git.git(ws.root, "rev-parse", BEST_BRANCH, check=False),
+        "working_copy": ("train_gpt.py is the new best (pgolf/best)" if kept else
+                         f"train_gpt.py was reset to pgolf/best; your change is kept at {TAG_PREFIX}{runs[0].run_id}"),
+        "recovered": summary.recovered,
+        "stop_reason": summary.stop_reason,
     }
 
 
@@ -261,23 +285,28 @@ def promote(ws: Workspace, run_id: str, *, confirm: bool, emit: Emit = lambda _m
 # -- async wrappers: the work runs in a thread, progress goes back to the event loop -----------------
 
 def _emitter(progress: Progress) -> Emit:
+    """A thread-safe `emit`: the loop reports from its slot threads, the client hears it on the event loop."""
     import anyio.from_thread
+    import anyio.lowlevel
 
+    token = anyio.lowlevel.current_token()
     count = [0]
+    lock = threading.Lock()
 
     def emit(message: str) -> None:
-        count[0] += 1
+        with lock:
+            count[0] += 1
+            done = float(count[0])
         with contextlib.suppress(Exception):  # progress is best effort; the experiment goes on
-            anyio.from_thread.run(progress, float(count[0]), None, message)
+            anyio.from_thread.run(progress, done, None, message, token=token)
     return emit
 
 
-async def run_experiment_async(ws: Workspace, *, description: str, seeds: list[int] | None, diff: str | None,
+async def run_experiment_async(ws: Workspace, *, description: str, diff: str | None,
                                progress: Progress) -> dict[str, Any]:
     import anyio.to_thread
 
-    work = functools.partial(run_experiment, ws, description=description, seeds=seeds, diff=diff,
-                             emit=_emitter(progress))
+    work = functools.partial(run_experiment, ws, description=description, diff=diff, emit=_emitter(progress))
     return await anyio.to_thread.run_sync(work)
 
 

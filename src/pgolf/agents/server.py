@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -63,8 +64,9 @@ def build_server(ws: Workspace) -> MCPServer:
     @server.tool(annotations=_READ)
     @_one_line
     async def status() -> dict[str, Any]:
-        """The workspace at a glance: ruleset, best run per tier, runs by status, budget, whether a loop runs."""
-        return await run_sync(tools.status, ws)
+        """The workspace at a glance: ruleset, best run per tier, runs by status, budget, whether a loop runs,
+        the runs in flight."""
+        return {**await run_sync(tools.status, ws), "in_flight": experiment.in_flight(ws), "server_pid": os.getpid()}
 
     @server.tool(annotations=_READ)
     @_one_line
@@ -141,15 +143,14 @@ def build_server(ws: Workspace) -> MCPServer:
         description: Annotated[str, Field(min_length=1, max_length=500,
                                           description="One line: what this change tries and why.")],
         ctx: Context,
-        seeds: Annotated[list[int] | None, Field(max_length=16, description="Seeds for the candidate's runs "
-                                                 "(default: the loop's paired seeds).")] = None,
         diff: Annotated[str | None, Field(description="A unified diff of train_gpt.py to apply first; by "
                                           "default the edit already in the working copy is used.")] = None,
     ) -> dict[str, Any]:
         """Measure your current edit of train_gpt.py exactly as `pgolf run` would: commit it on pgolf/explore,
-        run it through the scheduler (it may wait for a free slot), replicate it against the best, decide,
-        record the ledger row, then keep (pgolf/best moves) or revert. Returns the decision and its numbers."""
-        return await experiment.run_experiment_async(ws, description=description, seeds=seeds, diff=diff,
+        run it through the scheduler (it may wait for a free slot), replicate it against the best on paired
+        seeds, decide, record the ledger row, then keep (pgolf/best moves) or revert. Returns the decision
+        and its numbers (n, means, sigma, test, p). The first call measures the noise floor first."""
+        return await experiment.run_experiment_async(ws, description=description, diff=diff,
                                                      progress=_progress(ctx))
 
     @server.tool(annotations=_PAID)
