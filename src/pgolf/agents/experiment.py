@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import tempfile
 import threading
 import time
@@ -108,7 +107,9 @@ class _EditProposer:
         from pgolf.loop.proposers.base import Proposal
 
         best = git.git(ctx.ws.root, "show", f"{ctx.best_commit}:{TRAIN_SCRIPT}") + "\n"
-        _save_edit(self.ws, self.text, ctx.run_dir.name)  # from here on the run's row and tag hold it
+        saved = _read_json(_edit_path(self.ws)) or {}
+        # from here on the run's row and tag hold the edit
+        _save_edit(self.ws, self.text, saved.get("original"), ctx.run_dir.name)
         atomic_write_text(ctx.script, self.text)
         return Proposal(description=self.description, changed=self.text.rstrip("\n") != best.rstrip("\n"))
 
@@ -116,51 +117,53 @@ class _EditProposer:
         return None
 
 
-def _apply_diff(ws: Workspace, diff: str) -> str:
-    """train_gpt.py with a unified diff applied, checked first; only diffs of train_gpt.py are taken."""
-    with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False, encoding="utf-8") as fh:
-        fh.write(diff if diff.endswith("\n") else diff + "\n")
-        patch = fh.name
-    try:
-        files = git.git(ws.root, "apply", "--numstat", patch, check=False)
+def _apply_diff(text: str, diff: str) -> str:
+    """`text` (train_gpt.py) with a unified diff applied, in a scratch folder: the working copy is not touched."""
+    with tempfile.TemporaryDirectory(prefix="pgolf-diff-") as tmp:
+        folder = Path(tmp)
+        (folder / TRAIN_SCRIPT).write_text(text, encoding="utf-8")
+        (folder / "change.patch").write_text(diff if diff.endswith("\n") else diff + "\n", encoding="utf-8")
+        files = git.git(folder, "apply", "--numstat", "change.patch", check=False)
         names = {line.split("\t")[-1] for line in files.splitlines() if line.strip()}
         if names != {TRAIN_SCRIPT}:
             raise ConfigError(f"the diff must change {TRAIN_SCRIPT} only (it names {sorted(names) or 'nothing'})")
         try:
-            git.git(ws.root, "apply", patch)
+            git.git(folder, "apply", "change.patch")
         except PgolfError as err:
             raise ConfigError(f"the diff does not apply to the current {TRAIN_SCRIPT}: {err}") from None
-    finally:
-        os.unlink(patch)
-    return ws.train_script.read_text(encoding="utf-8")
+        return (folder / TRAIN_SCRIPT).read_text(encoding="utf-8")
 
 
-def _save_edit(ws: Workspace, text: str, run_id: str = "") -> None:
+def _save_edit(ws: Workspace, text: str, original: str | None, run_id: str = "") -> None:
     _edit_path(ws).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(_edit_path(ws), json.dumps({"text": text, "run_id": run_id}) + "\n")
+    atomic_write_text(_edit_path(ws), json.dumps({"text": text, "original": original, "run_id": run_id}) + "\n")
 
 
 def _set_aside(ws: Workspace, diff: str | None = None) -> str:
-    """Save the agent's edit where a crash cannot lose it, then restore the committed script (the loop
-    starts from a clean train_gpt.py, as `pgolf run` requires)."""
-    text = _apply_diff(ws, diff) if diff else ws.train_script.read_text(encoding="utf-8")
-    if git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
-        _save_edit(ws, text)
+    """The script to run (the working copy, or it with `diff` applied). The working copy, when it has
+    uncommitted changes, is saved where a crash cannot lose it and restored to its committed state: the
+    loop starts from a clean train_gpt.py, as `pgolf run` requires."""
+    current = ws.train_script.read_text(encoding="utf-8")
+    text = _apply_diff(current, diff) if diff else current
+    dirty = bool(git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT))
+    _save_edit(ws, text, current if dirty else None)
+    if dirty:
         git.git(ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)
     return text
 
 
 def _restore_pending_edit(ws: Workspace) -> str | None:
-    """Put back an edit that never reached a run (one that did is held by its run's row and tag)."""
+    """Put the working copy back as the agent left it when its edit never reached a run (one that did
+    is held by its run's row and tag)."""
     saved = _read_json(_edit_path(ws))
     _edit_path(ws).unlink(missing_ok=True)
-    if not isinstance(saved, dict) or not isinstance(saved.get("text"), str):
+    if not isinstance(saved, dict) or not isinstance(saved.get("original"), str):
         return None
     if saved.get("run_id") and any(r.run_id == saved["run_id"] for r in ws.ledger().rows()):
         return None
-    if saved["text"] != ws.train_script.read_text(encoding="utf-8") \
+    if saved["original"] != ws.train_script.read_text(encoding="utf-8") \
             and not git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
-        atomic_write_text(ws.train_script, saved["text"])
+        atomic_write_text(ws.train_script, saved["original"])
         return "put your uncommitted train_gpt.py edit back in the working copy"
     return None
 

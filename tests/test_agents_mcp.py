@@ -1,0 +1,284 @@
+"""`pgolf mcp` through the official SDK's stdio client: a real server process, real git, real runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from loop_fixtures import make_workspace
+from pgolf import git
+from pgolf.loop.refs import BEST_BRANCH, TAG_PREFIX
+from pgolf.loop.supervisor import run_loop, workspace_lock
+from pgolf.workspace import Workspace
+
+HERE = Path(__file__).resolve().parent
+READ_TOOLS = {"status", "ledger", "show_run", "noise_floor", "budget", "research_search", "competitors",
+              "brief", "check", "measure"}
+ACT_TOOLS = {"run_experiment", "promote"}
+
+
+def _server(ws: Workspace) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if k != "PGOLF_WORKSPACE"}
+    return StdioServerParameters(command=sys.executable, args=["-m", "pgolf", "--workspace", str(ws.root), "mcp"],
+                                 env=env)
+
+
+def _set_lr(text: str, value: float) -> str:
+    """The script with its MATRIX_LR default set to `value` (the agent's edit)."""
+    new, count = re.subn(r'("MATRIX_LR",\s*)[0-9.eE+-]+', lambda m: f"{m.group(1)}{value}", text)
+    assert count == 1
+    return new
+
+
+def _data(result) -> dict:
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+def test_a_client_session_lists_and_calls_every_tool(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+
+    async def session() -> dict:
+        seen: list[str] = []
+
+        async def heard(done: float, total: float | None, message: str | None) -> None:
+            seen.append(message or "")
+
+        out: dict = {}
+        async with Client(_server(ws)) as client:
+            out["tools"] = {t.name: t for t in (await client.list_tools()).tools}
+            out["brief0"] = _data(await client.call_tool("brief", {}))
+            ws.train_script.write_text(_set_lr(ws.train_script.read_text(), 0.03))
+            out["run"] = _data(await client.call_tool("run_experiment", {"description": "MATRIX_LR 0.03"},
+                                                      progress_callback=heard))
+            run_id = out["run"]["run_id"]
+            for name, args in [("status", {}), ("ledger", {"last": 10}), ("ledger", {"status": "baseline"}),
+                               ("show_run", {"run_id": run_id}), ("noise_floor", {}), ("budget", {}),
+                               ("research_search", {"query": "quantization"}), ("competitors", {}),
+                               ("brief", {}), ("check", {"path": "train_gpt.py"}), ("measure", {}),
+                               ("promote", {"run_id": run_id})]:
+                out[name if name not in out else f"{name}2"] = _data(await client.call_tool(name, args))
+            out["bad_run"] = await client.call_tool("show_run", {"run_id": "../../etc"})
+            out["bad_last"] = await client.call_tool("ledger", {"last": 0})
+            out["program"] = (await client.read_resource("pgolf://program.md")).contents[0].text
+            out["best"] = (await client.read_resource("pgolf://best/train_gpt.py")).contents[0].text
+            out["log"] = (await client.read_resource(f"pgolf://runs/{run_id}/train.log")).contents[0].text
+        out["progress"] = seen
+        return out
+
+    out = asyncio.run(session())
+    assert set(out["tools"]) == READ_TOOLS | ACT_TOOLS
+    for name in READ_TOOLS:
+        assert out["tools"][name].annotations.read_only_hint is True, name
+    assert "description" in out["tools"]["run_experiment"].input_schema["properties"]
+    assert out["brief0"]["best"] is None and out["brief0"]["noise_floor"] is None
+
+    run = out["run"]
+    assert run["status"] in ("keep", "discard") and run["kept"] == (run["status"] == "keep")
+    assert run["noise_floor_runs"] == ["r0001", "r0002"]  # the first call measured the floor first
+    rows = ws.ledger().rows()
+    assert [r.status for r in rows[:2]] == ["baseline", "baseline"]
+    assert rows[-1].run_id == run["run_id"] and rows[-1].description == "MATRIX_LR 0.03"
+    assert run["decision"]["status"] == run["status"]
+    assert any("started" in m for m in out["progress"]) and any("finished" in m for m in out["progress"])
+
+    assert out["status"]["runs"] == len(rows) and out["status"]["in_flight"] == []
+    assert out["ledger"]["total"] == len(rows) and len(out["ledger2"]["rows"]) == 2
+    assert out["show_run"]["row"]["run_id"] == run["run_id"] and "MATRIX_LR" in out["show_run"]["diff"]
+    assert out["noise_floor"]["measured"] and out["noise_floor"]["runs"] == 2
+    assert out["budget"]["budget"]["available_usd"] == 0.0
+    assert out["research_search"]["items"] == []
+    assert out["competitors"]["entries"] == []
+    assert out["brief"]["best"]["run_id"] in {r.run_id for r in rows}
+    assert out["brief"]["bar_to_beat"]["beat_below"] < out["brief"]["best"]["val_bpb"]
+    assert out["check"]["target"].endswith("train_gpt.py") and sum(out["check"]["counts"].values()) >= 5
+    assert out["measure"]["code_bytes"] == ws.train_script.stat().st_size
+    assert out["promote"]["dry_run"] is True and any(not g["passed"] for g in out["promote"]["gates"])
+    assert out["bad_run"].is_error and "not a run id" in out["bad_run"].content[0].text
+    assert out["bad_last"].is_error
+    assert "<!-- BEST_START -->" in out["program"]
+    assert out["best"] == git.git(ws.root, "show", f"{BEST_BRANCH}:train_gpt.py") + "\n"
+    assert "step:" in out["log"]
+
+
+class _SameEdit:
+    """What the agent does, as a `pgolf run` proposer: write the same text into the proposal's script."""
+
+    kind = "scripted"
+
+    def __init__(self, texts: list[tuple[str, str]]) -> None:
+        self.texts = texts
+
+    def propose(self, ctx):
+        from pgolf.loop.proposers.base import Proposal
+
+        text, description = self.texts.pop(0)
+        ctx.script.write_text(text)
+        return Proposal(description=description)
+
+    def observe(self, state, status, val_bpb):
+        return None
+
+
+def _shape(ws: Workspace) -> dict:
+    rows = ws.ledger().rows()
+    keep = ("tier", "val_bpb", "artifact_bytes", "status", "promoted", "cost_usd", "description", "run_id",
+            "parent_run", "seed", "steps")
+    return {
+        "rows": [{k: getattr(r, k) for k in keep} for r in rows],
+        "scripts": [git.git(ws.root, "show", f"{r.commit}:train_gpt.py") for r in rows],
+        "tags": git.git(ws.root, "tag", "-l", f"{TAG_PREFIX}*").split(),
+        "best": git.git(ws.root, "show", f"{BEST_BRANCH}:train_gpt.py"),
+        "working_copy": ws.train_script.read_text(),
+        "head": git.git(ws.root, "rev-parse", "--abbrev-ref", "HEAD"),
+        "best_is_a_run": git.git(ws.root, "rev-parse", BEST_BRANCH) in {r.commit for r in rows},
+    }
+
+
+def test_run_experiment_writes_what_pgolf_run_writes(tmp_path: Path):
+    """The same two edits through the MCP server and through `pgolf run`'s loop give the same records."""
+    via_mcp, via_run = make_workspace(tmp_path / "a"), make_workspace(tmp_path / "b")
+    base = via_mcp.train_script.read_text()
+    edits = [(_set_lr(base, 0.03), "MATRIX_LR 0.03"), (_set_lr(base, 0.09), "MATRIX_LR 0.09")]
+
+    async def agent() -> list[dict]:
+        out = []
+        async with Client(_server(via_mcp)) as client:
+            for text, description in edits:
+                via_mcp.train_script.write_text(text)
+                out.append(_data(await client.call_tool("run_experiment", {"description": description})))
+        return out
+
+    decisions = asyncio.run(agent())
+    run_loop(via_run, experiments=2, proposer=_SameEdit(list(edits)))
+    assert [d["status"] for d in decisions] == ["keep", "discard"]
+    assert _shape(via_mcp) == _shape(via_run)
+    assert decisions[1]["working_copy"].endswith(f"{TAG_PREFIX}{decisions[1]['run_id']}")
+
+
+def test_a_diff_instead_of_an_edit_and_a_busy_workspace(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    ws.train_script.write_text(_set_lr(ws.train_script.read_text(), 0.03))
+    diff = git.git(ws.root, "diff", "--", "train_gpt.py")
+    git.git(ws.root, "checkout", "--", "train_gpt.py")
+
+    async def session() -> tuple:
+        async with Client(_server(ws)) as client:
+            with workspace_lock(ws):  # as if `pgolf run` were running
+                busy = await client.call_tool("run_experiment", {"description": "x", "diff": diff})
+                reading = await client.call_tool("status", {})
+            bad = await client.call_tool("run_experiment", {"description": "x", "diff": "not a diff"})
+            done = await client.call_tool("run_experiment", {"description": "from a diff", "diff": diff})
+        return busy, reading, bad, done
+
+    busy, reading, bad, done = asyncio.run(session())
+    assert busy.is_error and "drives this workspace" in busy.content[0].text
+    assert not reading.is_error
+    assert bad.is_error and "diff" in bad.content[0].text
+    assert _data(done)["status"] == "keep"
+    assert ws.ledger().rows()[-1].description == "from a diff"
+    # the refused call gave the edit back untouched: nothing was lost, nothing recorded
+    assert [r.description for r in ws.ledger().rows()].count("x") == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]:
+            return False  # a zombie has finished; only its parent has not read its status yet
+    return True
+
+
+@pytest.mark.slow
+def test_a_scripted_agent_runs_five_experiments_then_survives_kill_9(tmp_path: Path):
+    hold = tmp_path / "hold"
+    ws = make_workspace(tmp_path / "ws", local_env=f'FAKE_HOLD_FILE = "{hold}"')
+    report = tmp_path / "report.json"
+    values = ["0.03", "0.05", "0.025", "0.02", "0.07"]
+    proc = subprocess.run([sys.executable, str(HERE / "mcp_scripted_agent.py"), str(ws.root), str(report), *values],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(report.read_text())
+    decisions = out["decisions"]
+    assert len(decisions) == 5 and all(d["status"] in ("keep", "discard") for d in decisions)
+    assert any(d["kept"] for d in decisions) and out["progress_messages"] > 0
+    rows = ws.ledger().rows()
+    assert [r.description for r in rows if r.status != "baseline"] == [f"MATRIX_LR {v}" for v in values]
+    assert out["first_brief"]["best"] is None
+    last = out["last_brief"]
+    kept = [r for r in rows if r.status == "keep"]
+    assert last["best"]["run_id"] == kept[-1].run_id  # each keep beat the one before
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) == kept[-1].commit
+    assert {d["run_id"] for d in last["dead_ends"]} == {d["run_id"] for d in decisions if d["status"] == "discard"}
+
+    # A sixth experiment is killed mid-run with the server: kill -9, then a restart recovers it.
+    hold.write_text("hold")
+    best_before = git.git(ws.root, "rev-parse", BEST_BRANCH)
+
+    async def killed() -> tuple[int, str, int]:
+        async with Client(_server(ws)) as client:
+            server_pid = _data(await client.call_tool("status", {}))["server_pid"]
+            ws.train_script.write_text(_set_lr(ws.train_script.read_text(), 0.021))
+            task = asyncio.create_task(client.call_tool("run_experiment", {"description": "killed mid-run"}))
+            run_id, child = "", 0
+            for _ in range(600):
+                await asyncio.sleep(0.1)
+                running = list(ws.running_dir.glob("*.json")) if ws.running_dir.is_dir() else []
+                if running:
+                    run_id = running[0].stem
+                    log = ws.run(run_id).log
+                    text = log.read_text() if log.exists() else ""
+                    if "started pid" in text:
+                        child = int(text.split("started pid")[1].split()[0])
+                        break
+            assert child, "the run never started"
+            os.kill(server_pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 30)
+            return server_pid, run_id, child
+
+    with contextlib.suppress(BaseExceptionGroup):
+        server_pid, run_id, child = asyncio.run(killed())
+    deadline = time.monotonic() + 20
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "the training process outlived the killed server"
+
+    async def restarted() -> dict:
+        async with Client(_server(ws)) as client:
+            return _data(await client.call_tool("status", {}))
+
+    status = asyncio.run(restarted())
+    rows = ws.ledger().rows()
+    crashed = next(r for r in rows if r.run_id == run_id)
+    assert crashed.status == "crash" and "killed" in crashed.description
+    assert f"{TAG_PREFIX}{run_id}" in git.git(ws.root, "tag", "-l", f"{TAG_PREFIX}*").split()
+    assert git.git(ws.root, "rev-parse", BEST_BRANCH) == best_before
+    assert status["in_flight"] == [] and not list(ws.running_dir.glob("*.json"))
+    assert ws.ledger().load().damaged == []
+    assert git.git(ws.root, "status", "--porcelain", "--", "train_gpt.py") == ""
+
+    # and the agent goes on: the next experiment runs normally
+    hold.unlink()
+    ws.train_script.write_text(_set_lr(ws.train_script.read_text(), 0.022))
+
+    async def again() -> dict:
+        async with Client(_server(ws)) as client:
+            return _data(await client.call_tool("run_experiment", {"description": "after the restart"}))
+
+    assert asyncio.run(again())["status"] in ("keep", "discard")
