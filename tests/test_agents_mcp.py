@@ -282,3 +282,41 @@ def test_a_scripted_agent_runs_five_experiments_then_survives_kill_9(tmp_path: P
             return _data(await client.call_tool("run_experiment", {"description": "after the restart"}))
 
     assert asyncio.run(again())["status"] in ("keep", "discard")
+
+
+TINY = {"NUM_LAYERS": 1, "MODEL_DIM": 32, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "MLP_MULT": 2,
+        "TRAIN_SEQ_LEN": 64, "TRAIN_BATCH_TOKENS": 1024, "ITERATIONS": 3, "WARMUP_STEPS": 0,
+        "WARMDOWN_ITERS": 1, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1, "VAL_TOKENS_LIMIT": 2048,
+        "VAL_BATCH_SIZE": 2048}
+
+
+@pytest.mark.slow
+def test_run_experiment_trains_the_real_script_and_returns_the_judges_numbers(tmp_path: Path, demo_dataset):
+    """The real train_gpt.py (tiny, on CPU, the demo corpus): noise floor, the agent's edit, the decision."""
+    from importlib import resources
+
+    from pgolf.loop.hyperparams import set_defaults
+    from pgolf.workspace import init_workspace
+
+    script = tmp_path / "train_gpt.py"
+    source = resources.files("pgolf.templates").joinpath("train_gpt.py").read_text(encoding="utf-8")
+    script.write_text(set_defaults(source, TINY))
+    ws = init_workspace(tmp_path / "ws", train_script=script, dataset_dir=str(demo_dataset.dataset_dir),
+                        tokenizer_path=str(demo_dataset.tokenizer_path), vocab_size=1024,
+                        wallclock_seconds=120, timeout_seconds=300, local_env='OMP_NUM_THREADS = "1"')
+    ws.train_script.write_text(set_defaults(ws.train_script.read_text(), {"MATRIX_LR": 0.12}))
+
+    async def session() -> dict:
+        async with Client(_server(ws)) as client:
+            return _data(await client.call_tool("run_experiment", {"description": "MATRIX_LR 0.12"}))
+
+    decision = asyncio.run(session())
+    assert decision["status"] in ("keep", "discard")
+    rows = ws.ledger().rows()
+    assert [r.status for r in rows[:2]] == ["baseline", "baseline"] and all(r.steps == 3 for r in rows)
+    result = json.loads(ws.run(decision["run_id"]).result.read_text())
+    assert result["status"] == "ok" and result["val_bpb"] == pytest.approx(decision["runs"][0]["val_bpb"])
+    verdict = decision["verdict"]
+    for key in ("n", "candidate_mean", "incumbent_mean", "sigma", "test", "p_value"):
+        assert key in verdict, f"the decision lacks the judge's {key}: {decision['decision']}"
+    assert verdict["n"] >= 2
