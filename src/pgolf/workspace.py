@@ -161,6 +161,11 @@ class Workspace:
     def slot(self, index: int) -> Path:
         return self.slots_dir / f"slot{index}"
 
+    @property
+    def agent_edit(self) -> Path:
+        """`pgolf mcp`: the agent's edit, set aside while run_experiment runs it (beside its lock)."""
+        return self.state_dir / "mcp" / "edit.json"
+
     def search_journal(self, sampler: str) -> Path:
         """The Optuna study of the search proposer."""
         return self.state_dir / f"search-{sampler}.journal"

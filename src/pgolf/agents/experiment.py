@@ -31,12 +31,10 @@ from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 Emit = Callable[[str], None]
-_EDIT_DIR = "mcp"
-_EDIT_NAME = "edit.json"
 
 
 def _edit_path(ws: Workspace) -> Path:
-    return ws.state_dir / _EDIT_DIR / _EDIT_NAME
+    return ws.agent_edit
 
 
 def _locked_message(err: LockedError) -> str:
