@@ -238,3 +238,15 @@ def test_hook_imports_only_the_standard_library():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pgolf', 'typer', 'rich', 'pydantic')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == ["pgolf", "pgolf.agents", "pgolf.agents.hook"]
+
+
+def test_main_takes_what_follows_pre_tool(ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """The console script's fast path calls main(argv after `hook pre-tool`); `-m` passes `pre-tool` too."""
+    import io
+
+    payload = json.dumps(_payload("Bash", {"command": "torchrun train_gpt.py"}, ws))
+    for argv, code in (([], 0), (["pre-tool"], 0), (["--exit-code"], 2), (["pre-tool", "--exit-code"], 2)):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(payload))
+        assert hook.main(argv) == code, argv
+    assert hook.main(["--bogus"]) == 2
+    assert hook.main(["--help"]) == 0

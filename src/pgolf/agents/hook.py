@@ -943,10 +943,18 @@ _USAGE = "usage: pgolf hook pre-tool [--exit-code]   (Claude Code's PreToolUse J
 
 
 def main(argv: list[str]) -> int:
-    """`pgolf hook ARGV...`: answer one hook call. Returns the process exit code."""
-    if not argv or argv[0] in ("-h", "--help") or argv[0] != "pre-tool" or not set(argv[1:]) <= {"--exit-code"}:
-        print(_USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    """Answer one hook call; returns the exit code.
+
+    `argv` is what follows `pgolf hook pre-tool` (the console script's fast path passes that), or it
+    starts with `pre-tool` (`python -m pgolf.agents.hook pre-tool`).
+    """
+    args = argv[1:] if argv[:1] == ["pre-tool"] else list(argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(_USAGE)
+        return 0
+    if not set(args) <= {"--exit-code"}:
+        print(_USAGE, file=sys.stderr)
+        return 2
     try:
         payload = json.loads(sys.stdin.read() or "null")
     except (ValueError, UnicodeDecodeError) as err:
@@ -959,7 +967,7 @@ def main(argv: list[str]) -> int:
     reason = decide(payload)
     if reason is None:
         return 0
-    if "--exit-code" in argv:
+    if "--exit-code" in args:
         print(reason, file=sys.stderr)
         return 2
     json.dump({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",

@@ -27,4 +27,4 @@ def pre_tool(
     """
     from pgolf.agents import hook
 
-    raise typer.Exit(hook.main(["pre-tool", *(["--exit-code"] if exit_code else [])]))
+    raise typer.Exit(hook.main(["--exit-code"] if exit_code else []))
