@@ -141,6 +141,20 @@ BASH_CASES = [
     ("python -m runpod.cli pod create", "deny", POD),
     ("curl -s -X POST https://api.runpod.io/graphql -d '{}'", "deny", POD),
     ("sky launch -c golf task.yaml", "deny", POD),
+    # more disguises: scripts run directly, containers, multiplexers, Python that hides a launch
+    ("./launch.sh", "deny", TRAINING),
+    ("python -m train_gpt", "deny", TRAINING),
+    ("python -c \"$(cat train_gpt.py)\"", "deny", TRAINING),
+    ("cat train_gpt.py | python -", "deny", TRAINING),
+    ("python3 -c \"import subprocess; subprocess.run(['torchrun', 'train_gpt.py'])\"", "deny", TRAINING),
+    ("python -c \"import train_gpt; train_gpt.main()\"", "deny", TRAINING),
+    ("docker run --gpus all -v $PWD:/w pytorch/pytorch python /w/train_gpt.py", "deny", TRAINING),
+    ("tmux new -d 'python train_gpt.py'", "deny", TRAINING),
+    ("python -c \"from pathlib import Path; (Path('.pgolf') / 'budget.json').write_text('{}')\"", "deny", "state"),
+    # and what an agent analysing its runs does is still allowed
+    ("python -c \"import pandas as pd; pd.read_csv('results.tsv', sep='\\t').to_csv('/tmp/r.csv')\"", "allow", ""),
+    ("python -c \"import train_gpt; print(train_gpt.Hyperparameters)\"", "allow", ""),
+    ("docker ps", "allow", ""),
 ]
 
 

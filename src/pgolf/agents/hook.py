@@ -391,6 +391,11 @@ _WRAPPERS: dict[str, frozenset[str]] = {
     "ltrace": frozenset({"-e", "-o"}), "valgrind": frozenset(), "gdb": frozenset(), "nsjail": frozenset(),
     "firejail": frozenset(), "numactl": frozenset(), "env": frozenset(),
 }
+# launchers whose own options we do not model: the first program-like word starts the command they run
+_LAUNCHERS = frozenset({"mpirun", "mpiexec", "srun", "sbatch", "accelerate", "horovodrun", "parallel", "screen",
+                        "docker", "podman", "nerdctl", "kubectl", "singularity", "apptainer", "systemd-run",
+                        "modal", "ray"})
+_OTHER_INTERPRETERS = frozenset({"perl", "ruby", "node", "nodejs", "php", "lua", "Rscript", "julia", "deno", "bun"})
 _MAX_DEPTH = 12
 _MAX_SCRIPT_BYTES = 512 * 1024
 _PY_TRAIN_CALLS = re.compile(r"runpy|exec\s*\(|os\.system|subprocess|Popen|spawn|import_module|__import__"
@@ -425,6 +430,7 @@ class _Context:
         self.cwd = cwd
         self.depth = depth
         self.variables: dict[str, str] = {}
+        self.substitutions: list[str] = []
 
 
 def _basename(word: str) -> str:
@@ -459,6 +465,7 @@ def check_command(command: str, cwd: str, *, _depth: int = 0) -> None:
     for inner in prep.substitutions:
         check_command(inner, cwd, _depth=_depth + 1)
     ctx = _Context(cwd, _depth)
+    ctx.substitutions = prep.substitutions
     stack: list[str] = []
     piped: str | None = None
     for cmd in commands:
@@ -572,8 +579,23 @@ def _run(words: list[str], ctx: _Context, stdin: str | None) -> str | None:
         if rest and rest[0].endswith(".py"):
             rest = ["python", *rest]  # `uv run train_gpt.py` runs the script with Python
         return _run(rest, ctx, stdin) if rest else None
-    if name in ("mpirun", "mpiexec", "srun", "accelerate", "horovodrun", "ssh-agent", "parallel"):
+    if name in _LAUNCHERS:
         return _run_launcher(name, args, ctx, stdin)
+    if name in ("tmux", "script", "su", "runuser"):
+        # their command arguments are shell command strings (tmux new 'CMD', script -c CMD, su -c CMD)
+        for a in args:
+            if not a.startswith("-") and " " in a:
+                check_command(a, ctx.cwd, _depth=ctx.depth + 1)
+        return None
+    if name in ("at", "batch") and stdin:
+        check_command(stdin, ctx.cwd, _depth=ctx.depth + 1)
+        return None
+    if name in _OTHER_INTERPRETERS:
+        code = " ".join(args)
+        if _PY_LAUNCH.search(code) or _TRAIN_SCRIPT in code:
+            raise Denied(f"`{name}` code that starts training or a pod outside pgolf. {_TRAIN}")
+        _check_writes(name, args, ctx)  # perl -i
+        return None
     if name in _TRAIN_LAUNCHERS:
         raise Denied(f"`{name}` starts training outside pgolf. {_TRAIN}")
     if name in _POD_COMMANDS:
@@ -594,6 +616,9 @@ def _run(words: list[str], ctx: _Context, stdin: str | None) -> str | None:
         return None
     if name == _TRAIN_SCRIPT:
         raise Denied(f"`{argv0}` starts training outside pgolf. {_TRAIN}")
+    if "/" in argv0 and (source := _read_small(argv0, ctx.cwd)) is not None:
+        _run_script_file(argv0, args, source, ctx)  # `./run.sh`: what its interpreter would run
+        return None
     if name == "cd":
         target = next((a for a in args if not a.startswith("-")), os.path.expanduser("~"))
         if not _unresolved(target):
@@ -653,6 +678,14 @@ def _run_odd_wrapper(name: str, args: list[str], ctx: _Context, stdin: str | Non
     return _run(rest, ctx, stdin) if rest else None
 
 
+def _run_script_file(path: str, args: list[str], source: str, ctx: _Context) -> None:
+    first = source.split("\n", 1)[0]
+    if "python" in first or (not first.startswith("#!") and path.endswith(".py")):
+        _run_python([path, *args], ctx, None)
+    elif first.startswith("#!") or path.endswith(".sh"):
+        check_command(source, ctx.cwd, _depth=ctx.depth + 1)
+
+
 def _run_launcher(name: str, args: list[str], ctx: _Context, stdin: str | None) -> str | None:
     """Launchers with options we do not model: the first program-like word starts the command."""
     if name == "accelerate":
@@ -707,10 +740,10 @@ def _run_python(args: list[str], ctx: _Context, stdin: str | None) -> None:
                 value = flags[j + 1:] or (args[i + 1] if i + 1 < len(args) else "")
                 consumed = 1 if flags[j + 1:] else 2
                 if flag == "c":
-                    _check_python_code(value, "python -c")
+                    _check_python_code(_unplaceholder(value, ctx), "python -c", ctx)
                     return
                 if flag == "m":
-                    _check_module(value)
+                    _check_module(value, args[i + consumed:])
                     return
                 i += consumed
                 break
@@ -718,26 +751,135 @@ def _run_python(args: list[str], ctx: _Context, stdin: str | None) -> None:
             i += 1
     if i >= len(args) or args[i] == "-":
         if stdin:
-            _check_python_code(stdin, "python reading stdin")
+            _check_python_code(stdin, "python reading stdin", ctx)
         return
     script = args[i]
     if _basename(script) == _TRAIN_SCRIPT:
         raise Denied(f"`python {script}` starts training outside pgolf. {_TRAIN}")
     source = _read_small(script, ctx.cwd)
     if source is not None:
-        if "class Hyperparameters" in source and "def main" in source:
-            raise Denied(f"`python {script}` runs a training script outside pgolf. {_TRAIN}")
-        _check_python_code(source, f"python {script}")
+        _check_python_code(source, f"python {script}", ctx)
 
 
-def _check_module(module: str) -> None:
-    if module in _TRAIN_MODULES:
+def _unplaceholder(word: str, ctx: _Context) -> str:
+    """A word with each `$( )` put back as what it prints when that is known (`cat FILE`), else its text."""
+    def value(m: re.Match) -> str:
+        if m.group(1) != "subst" or int(m.group(2)) >= len(ctx.substitutions):
+            return m.group(0)
+        inner = ctx.substitutions[int(m.group(2))]
+        try:
+            words = shlex.split(inner)
+        except ValueError:
+            return inner
+        if words[:1] == ["cat"] and len(words) > 1:
+            return "\n".join(_read_small(w, ctx.cwd) or "" for w in words[1:] if not w.startswith("-"))
+        return inner
+    return _PLACEHOLDER.sub(value, word)
+
+
+def _check_module(module: str, rest: list[str]) -> None:
+    if module in _TRAIN_MODULES or module.rsplit(".", 1)[-1] == "train_gpt" \
+            or (module == "runpy" and any(_basename(a) in (_TRAIN_SCRIPT, "train_gpt") for a in rest)):
         raise Denied(f"`python -m {module}` starts training outside pgolf. {_TRAIN}")
     if module.split(".")[0] in _POD_MODULES:
         raise Denied(f"`python -m {module}` manages pods outside pgolf. {_POD}")
 
 
-def _check_python_code(code: str, what: str) -> None:
+_PY_WRITE_CALLS = frozenset({
+    "write_text", "write_bytes", "unlink", "remove", "rename", "renames", "replace", "rmtree", "truncate", "copy",
+    "copy2", "copyfile", "copytree", "move", "to_csv", "savetxt", "touch", "mkdir", "makedirs", "rmdir",
+    "removedirs", "symlink", "symlink_to", "hardlink_to", "link", "chmod", "utime"})
+_PY_SHELL_CALLS = frozenset({"system", "popen", "run", "call", "check_call", "check_output", "Popen", "getoutput",
+                             "getstatusoutput", "spawnl", "spawnlp", "spawnv", "spawnvp", "execl", "execlp",
+                             "execv", "execvp", "execve", "execvpe", "create_subprocess_exec",
+                             "create_subprocess_shell"})
+_PY_SHELL_MODULES = frozenset({"os", "subprocess", "sp", "asyncio", "pty"})
+_PY_EXEC_CALLS = frozenset({"exec", "eval", "run_path", "run_module", "import_module", "__import__", "exec_module",
+                            "compile"})
+
+
+def _call_name(func: object) -> tuple[str, str]:
+    """(receiver, name) of a call: `subprocess.run` -> ("subprocess", "run"), `open` -> ("", "open")."""
+    import ast
+
+    if isinstance(func, ast.Name):
+        return "", func.id
+    if isinstance(func, ast.Attribute):
+        value = func.value
+        return (value.id if isinstance(value, ast.Name) else ""), func.attr
+    return "", ""
+
+
+def _strings(node: object) -> list[str]:
+    import ast
+
+    found = [n for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    found.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))  # in source order
+    return [n.value for n in found]
+
+
+def _path_receiver(func: object) -> list[str]:
+    """`Path(".pgolf") / "x"` in `Path(...).write_text(...)`: the path a method is called on, when literal."""
+    import ast
+
+    if not isinstance(func, ast.Attribute):
+        return []
+    value = func.value
+    while isinstance(value, ast.BinOp):
+        value = value.left
+    if isinstance(value, ast.Call) and _call_name(value.func)[1] in ("Path", "PurePath", "PosixPath"):
+        return ["/".join(_strings(func.value))]
+    return []
+
+
+def _check_python_code(code: str, what: str, ctx: _Context | None = None) -> None:
+    """Python that trains, rents, or writes pgolf's records: read from its syntax tree, not its text."""
+    if "class Hyperparameters" in code and "def main" in code:
+        raise Denied(f"`{what}` runs a training script outside pgolf. {_TRAIN}")
+    cwd, depth = (ctx.cwd, ctx.depth) if ctx else (os.getcwd(), 0)
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        _check_python_text(code, what)  # not Python the parser reads: judge the text
+        return
+    everywhere = _strings(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        receiver, name = _call_name(node.func)
+        args = [*node.args, *(k.value for k in node.keywords)]
+        given = [s for a in args for s in _strings(a)]
+        constant = bool(args) and all(_strings(a) or isinstance(a, ast.Constant) for a in args[:1])
+        if name in _PY_SHELL_CALLS and (receiver in _PY_SHELL_MODULES or name in ("system", "Popen", "check_output")):
+            if constant and given:
+                check_command(" ".join(shlex.quote(g) for g in given) if isinstance(node.args[0], (ast.List, ast.Tuple))
+                              else given[0], cwd, _depth=depth + 1)
+            elif any(_PY_LAUNCH.search(s) or _TRAIN_SCRIPT in s for s in everywhere):
+                raise Denied(f"`{what}` starts a program that may train or rent outside pgolf. {_TRAIN}")
+        elif name in _PY_EXEC_CALLS:
+            if any("train_gpt" in s for s in given) or "train_gpt" in ast.unparse(node):
+                raise Denied(f"`{what}` runs train_gpt outside pgolf. {_TRAIN}")
+        elif name == "main" and receiver == "train_gpt":
+            raise Denied(f"`{what}` runs train_gpt.main() outside pgolf. {_TRAIN}")
+        elif name in ("open", "fdopen") or name in _PY_WRITE_CALLS:
+            if name in ("open", "fdopen"):
+                mode = next((k.value.value for k in node.keywords if k.arg == "mode"
+                             and isinstance(k.value, ast.Constant)), None)
+                if mode is None and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                    mode = node.args[1].value
+                if not isinstance(mode, str) or not set(mode) & set("wax+"):
+                    continue
+            targets = given + _path_receiver(node.func)
+            for target in targets:
+                if kind := protected_kind(target, cwd):
+                    raise Denied(f"`{what}` would change {target}. {_REASONS[kind]}")
+            if not targets and any(protected_kind(s, cwd) for s in everywhere):
+                raise Denied(f"`{what}` may write one of pgolf's records. {_LEDGER}")
+
+
+def _check_python_text(code: str, what: str) -> None:
     if _PY_LAUNCH.search(code):
         raise Denied(f"`{what}` launches training or a pod outside pgolf. {_TRAIN} {_POD}")
     if _TRAIN_SCRIPT.removesuffix(".py") in code and _PY_TRAIN_CALLS.search(code):
