@@ -7,9 +7,9 @@ started during an act call is refused the same way. Between calls the agent sess
 while the user runs `pgolf run`. Every start of the lock's holder recovers what a killed holder left in
 flight (`kill -9` of the server included), exactly as `pgolf run` does at its start.
 
-The agent's edit is saved to `.pgolf/mcp/edit.json` before pgolf touches the working copy, so a crash
-between taking the edit and committing it never loses it: the next start puts it back. Once the edit
-is committed for a run, that run's row (a crash row after a kill) and its tag hold it instead.
+The agent's uncommitted edit is copied to `.pgolf/mcp/edit.json` before the engine takes it, so a
+refused call, a failure or a crash before the edit reached a run never loses it: it is put back in
+the working copy. Once a run ran it, that run's row (a crash row after a kill) and its tag hold it.
 """
 
 from __future__ import annotations
@@ -91,77 +91,54 @@ class _Events:
         self.emit(f"{record.run_id} ({record.kind}) finished: {record.status} val_bpb {bpb}")
 
 
-class _EditProposer:
-    """A proposer whose one proposal is the agent's edit: the text it had in train_gpt.py."""
-
-    kind = "mcp"
-
-    def __init__(self, ws: Workspace, text: str, description: str) -> None:
-        self.ws = ws
-        self.text = text
-        self.description = description
-
-    def propose(self, ctx: Any) -> Any:
-        from pgolf.loop.proposers.base import Proposal
-
-        best = git.git(ctx.ws.root, "show", f"{ctx.best_commit}:{TRAIN_SCRIPT}") + "\n"
-        saved = _read_json(_edit_path(self.ws)) or {}
-        # from here on the run's row and tag hold the edit
-        _save_edit(self.ws, self.text, saved.get("original"), ctx.run_dir.name)
-        atomic_write_text(ctx.script, self.text)
-        return Proposal(description=self.description, changed=self.text.rstrip("\n") != best.rstrip("\n"))
-
-    def observe(self, state: dict[str, Any], status: str, val_bpb: float | None) -> None:
-        return None
-
-
-def _apply_diff(text: str, diff: str) -> str:
-    """`text` (train_gpt.py) with a unified diff applied, in a scratch folder: the working copy is not touched."""
+def _check_diff(ws: Workspace, diff: str) -> None:
+    """Bad input is one line and nothing recorded: the diff must change train_gpt.py only and apply to the
+    best script (where the engine applies it, in a slot's worktree). Checked in a scratch folder."""
     with tempfile.TemporaryDirectory(prefix="pgolf-diff-") as tmp:
         folder = Path(tmp)
-        (folder / TRAIN_SCRIPT).write_text(text, encoding="utf-8")
+        (folder / TRAIN_SCRIPT).write_text(best_script(ws), encoding="utf-8")
         (folder / "change.patch").write_text(diff if diff.endswith("\n") else diff + "\n", encoding="utf-8")
         files = git.git(folder, "apply", "--numstat", "change.patch", check=False)
         names = {line.split("\t")[-1] for line in files.splitlines() if line.strip()}
         if names != {TRAIN_SCRIPT}:
             raise ConfigError(f"the diff must change {TRAIN_SCRIPT} only (it names {sorted(names) or 'nothing'})")
         try:
-            git.git(folder, "apply", "change.patch")
+            git.git(folder, "apply", "--check", "change.patch")
         except PgolfError as err:
-            raise ConfigError(f"the diff does not apply to the current {TRAIN_SCRIPT}: {err}") from None
-        return (folder / TRAIN_SCRIPT).read_text(encoding="utf-8")
+            raise ConfigError(f"the diff does not apply to the best {TRAIN_SCRIPT} (pgolf/best): {err}") from None
 
 
-def _save_edit(ws: Workspace, text: str, original: str | None, run_id: str = "") -> None:
-    _edit_path(ws).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(_edit_path(ws), json.dumps({"text": text, "original": original, "run_id": run_id}) + "\n")
+def _save_edit(ws: Workspace, original: str) -> None:
+    ws.agent_edit.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(ws.agent_edit, json.dumps({"original": original, "rows_before": len(ws.ledger().rows())}) + "\n")
 
 
-def _set_aside(ws: Workspace, diff: str | None = None) -> str:
-    """The script to run (the working copy, or it with `diff` applied). The working copy, when it has
-    uncommitted changes, is saved where a crash cannot lose it and restored to its committed state: the
-    loop starts from a clean train_gpt.py, as `pgolf run` requires."""
-    current = ws.train_script.read_text(encoding="utf-8")
-    text = _apply_diff(current, diff) if diff else current
-    dirty = bool(git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT))
-    _save_edit(ws, text, current if dirty else None)
-    if dirty:
-        git.git(ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)
-    return text
+def _set_aside(ws: Workspace) -> None:
+    """A copy of the agent's uncommitted train_gpt.py where a crash cannot lose it."""
+    if git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
+        _save_edit(ws, ws.train_script.read_text(encoding="utf-8"))
+
+
+def _reached_a_run(ws: Workspace, text: str, rows_before: int) -> bool:
+    """Whether a run recorded since the edit was set aside ran exactly this script (its row and tag hold it)."""
+    for row in ws.ledger().rows()[rows_before:]:
+        if row.commit and git.git(ws.root, "show", f"{row.commit}:{TRAIN_SCRIPT}", check=False) == text.rstrip("\n"):
+            return True
+    return False
 
 
 def _restore_pending_edit(ws: Workspace) -> str | None:
-    """Put the working copy back as the agent left it when its edit never reached a run (one that did
-    is held by its run's row and tag)."""
-    saved = _read_json(_edit_path(ws))
-    _edit_path(ws).unlink(missing_ok=True)
+    """Put the working copy back as the agent left it when its edit never reached a run."""
+    saved = _read_json(ws.agent_edit)
+    ws.agent_edit.unlink(missing_ok=True)
     if not isinstance(saved, dict) or not isinstance(saved.get("original"), str):
         return None
-    if saved.get("run_id") and any(r.run_id == saved["run_id"] for r in ws.ledger().rows()):
+    original = saved["original"]
+    if _reached_a_run(ws, original, int(saved.get("rows_before") or 0)):
         return None
-    if saved["original"] != ws.train_script.read_text(encoding="utf-8") \
+    if original != ws.train_script.read_text(encoding="utf-8") \
             and not git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
-        atomic_write_text(ws.train_script, saved["original"])
+        atomic_write_text(ws.train_script, original)
         return "put your uncommitted train_gpt.py edit back in the working copy"
     return None
 
@@ -176,7 +153,10 @@ def recover_at_start(ws: Workspace) -> str | None:
     try:
         config = ws.config()
         with workspace_lock(ws):
-            _set_aside(ws)
+            if not ws.agent_edit.exists():
+                _set_aside(ws)
+            if git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT):
+                git.git(ws.root, "checkout", "-q", "--", TRAIN_SCRIPT)  # the refs start from a clean script
             try:
                 lab = Lab(ws, config)
                 lab.refs.prepare()
@@ -190,32 +170,38 @@ def recover_at_start(ws: Workspace) -> str | None:
     return "; ".join(s for s in said if s) or None
 
 
-def run_experiment(ws: Workspace, *, description: str, diff: str | None = None,
+def run_experiment(ws: Workspace, *, description: str, seeds: list[int] | None = None, diff: str | None = None,
                    emit: Emit = lambda _m: None) -> dict[str, Any]:
-    """One experiment from the agent's edit, through `pgolf run`'s own loop; the decision as JSON.
+    """One experiment from the agent's edit (or `diff`), through the engine's entry point; the decision.
 
-    It is `run_loop(experiments=1)` with the agent's edit as the proposal: the same lock, recovery,
-    noise floor, scheduler (slots, replicate runs), judge, ledger row, git moves and program.md.
+    `pgolf.loop.api.run_proposal` is `run_loop` with this one proposal: the same lock, recovery, noise
+    floor, scheduler (slots, paired replicates), judge, ledger row, git moves and program.md as `pgolf run`.
     """
-    from pgolf.loop.supervisor import run_loop
+    from pgolf.loop.api import run_proposal
 
     description = " ".join(description.split())
     if not description:
         raise ConfigError("description: say in one line what the change tries")
-    ws.config()  # a broken pgolf.toml: one line, before the edit is touched
+    config = ws.config()  # a broken pgolf.toml: one line, before the edit is touched
+    dirty = bool(git.git(ws.root, "status", "--porcelain", "--", TRAIN_SCRIPT))
+    if diff is not None and dirty:
+        raise ConfigError(f"{TRAIN_SCRIPT} has uncommitted changes: call run_experiment without a diff to run "
+                          "them, or undo them first")
+    if diff is not None:
+        _check_diff(ws, diff)
     with _edit_lock(ws):
-        text = _set_aside(ws, diff)
+        _set_aside(ws)
         try:
-            summary = run_loop(ws, experiments=1, proposer=_EditProposer(ws, text, description),
-                               proposer_kind=_EditProposer.kind, events=_Events(emit))
+            record = run_proposal(ws, config, description=description, diff=diff, seeds=seeds,
+                                  events=_Events(emit))
         except LockedError as err:
             _restore_pending_edit(ws)
             raise LockedError(_locked_message(err)) from None
         except BaseException:
             _restore_pending_edit(ws)
             raise
-        _edit_path(ws).unlink(missing_ok=True)
-    return _decision(ws, summary)
+        ws.agent_edit.unlink(missing_ok=True)
+    return _decision(ws, record)
 
 
 @contextlib.contextmanager
@@ -223,10 +209,8 @@ def _edit_lock(ws: Workspace) -> Any:
     """Two calls of one server (or two servers) never set aside the same edit at once."""
     import fcntl
 
-    ws.state_dir.mkdir(parents=True, exist_ok=True)
-    path = _edit_path(ws).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    ws.agent_edit.parent.mkdir(parents=True, exist_ok=True)
+    with open(ws.agent_edit.with_suffix(".lock"), "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -235,28 +219,23 @@ def _edit_lock(ws: Workspace) -> Any:
         yield
 
 
-def _decision(ws: Workspace, summary: Any) -> dict[str, Any]:
+def _decision(ws: Workspace, record: Any) -> dict[str, Any]:
+    """The record as the agent reads it: the decision, its numbers, every run it took."""
+    from pgolf.loop.judging import REPLICATE_PREFIX
     from pgolf.loop.refs import BEST_BRANCH, TAG_PREFIX
 
-    runs = [r for r in summary.records if r.kind != "baseline"]
-    if not runs:
-        raise PgolfError(f"no experiment ran: {summary.stop_reason or 'nothing to run'}")
-    final = runs[-1]
-    rows = {r.run_id: r for r in ws.ledger().rows()}
-    kept = final.status == "keep"
-    decision = _read_json(ws.run(final.run_id).decision)
+    rows = ws.ledger().rows()
+    mine = [r for r in rows if r.run_id == record.run_id
+            or r.description.startswith(f"{REPLICATE_PREFIX}{record.run_id},")]
+    kept = record.status == "keep"
     return {
-        "run_id": runs[0].run_id, "status": final.status, "kept": kept, "description": runs[0].description,
-        "commit": final.commit, "val_bpb": final.val_bpb, "gain": final.gain, "reason": final.reason,
-        "promoted": final.promoted, "verdict": final.verdict, "decision": decision,
-        "runs": [{"run_id": r.run_id, "kind": r.kind, "status": r.status, "val_bpb": r.val_bpb,
-                  "row": rows[r.run_id].as_dict() if r.run_id in rows else None} for r in runs],
-        "noise_floor_runs": [r.run_id for r in summary.records if r.kind == "baseline"],
+        "run_id": record.run_id, "status": record.status, "kept": kept, "description": record.description,
+        "commit": record.commit, "val_bpb": record.val_bpb, "gain": record.gain, "reason": record.reason,
+        "promoted": record.promoted, "verdict": record.verdict, "decision": _read_json(ws.run(record.run_id).decision),
+        "runs": [r.as_dict() for r in mine],
         "best_commit": git.git(ws.root, "rev-parse", BEST_BRANCH, check=False),
         "working_copy": ("train_gpt.py is the new best (pgolf/best)" if kept else
-                         f"train_gpt.py was reset to pgolf/best; your change is kept at {TAG_PREFIX}{runs[0].run_id}"),
-        "recovered": summary.recovered,
-        "stop_reason": summary.stop_reason,
+                         f"train_gpt.py is pgolf/best; your change is kept at {TAG_PREFIX}{record.run_id}"),
     }
 
 
@@ -303,11 +282,12 @@ def _emitter(progress: Progress) -> Emit:
     return emit
 
 
-async def run_experiment_async(ws: Workspace, *, description: str, diff: str | None,
+async def run_experiment_async(ws: Workspace, *, description: str, seeds: list[int] | None, diff: str | None,
                                progress: Progress) -> dict[str, Any]:
     import anyio.to_thread
 
-    work = functools.partial(run_experiment, ws, description=description, diff=diff, emit=_emitter(progress))
+    work = functools.partial(run_experiment, ws, description=description, seeds=seeds, diff=diff,
+                             emit=_emitter(progress))
     return await anyio.to_thread.run_sync(work)
 
 

@@ -143,6 +143,9 @@ def build_server(ws: Workspace) -> MCPServer:
         description: Annotated[str, Field(min_length=1, max_length=500,
                                           description="One line: what this change tries and why.")],
         ctx: Context,
+        seeds: Annotated[list[int] | None, Field(max_length=1, description="The first run's seed (default: "
+                                                 "the loop's); the judge picks the replicate seeds, paired with "
+                                                 "the best's.")] = None,
         diff: Annotated[str | None, Field(description="A unified diff of train_gpt.py to apply first; by "
                                           "default the edit already in the working copy is used.")] = None,
     ) -> dict[str, Any]:
@@ -150,7 +153,7 @@ def build_server(ws: Workspace) -> MCPServer:
         run it through the scheduler (it may wait for a free slot), replicate it against the best on paired
         seeds, decide, record the ledger row, then keep (pgolf/best moves) or revert. Returns the decision
         and its numbers (n, means, sigma, test, p). The first call measures the noise floor first."""
-        return await experiment.run_experiment_async(ws, description=description, diff=diff,
+        return await experiment.run_experiment_async(ws, description=description, seeds=seeds, diff=diff,
                                                      progress=_progress(ctx))
 
     @server.tool(annotations=_PAID)

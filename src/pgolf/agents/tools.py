@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pgolf import git
 from pgolf.dashboard.data import DashboardData, gather, run_detail, valid_run_id
 from pgolf.errors import ConfigError, DataError, PgolfError
 from pgolf.ledger import LedgerRow, failed_runs, last_runs
@@ -38,14 +39,19 @@ def _snapshot(ws: Workspace) -> DashboardData:
 
 
 def _noise(ws: Workspace, rows: list[LedgerRow]) -> dict[str, Any] | None:
+    """The engine's noise floor at pgolf/best: the incumbent's runs, the pooled σ, the screening bar."""
     from pgolf.loop.noise import noise_floor
+    from pgolf.loop.refs import BEST_BRANCH
 
-    cfg = ws.config()
-    floor = noise_floor(rows, sigma_multiplier=cfg.loop.sigma_multiplier, min_gain=cfg.loop.min_gain)
+    loop = ws.config().loop
+    best = git.git(ws.root, "rev-parse", "--verify", "-q", BEST_BRANCH, check=False) or None
+    floor = noise_floor(rows, min_gain=loop.min_gain, screen_sigmas=loop.screen_sigmas, commit=best)
     if floor is None:
         return None
     return {"commit": floor.commit, "runs": floor.runs, "scores": list(floor.scores), "mean": floor.mean,
-            "sigma": floor.sigma, "threshold": floor.threshold}
+            "sigma": floor.sigma, "sigma_dof": floor.dof, "sigma_groups": floor.groups,
+            "screening_bar": floor.threshold, "alpha": loop.alpha, "replicates": loop.replicates,
+            "max_replicates": loop.max_replicates}
 
 
 def status(ws: Workspace) -> dict[str, Any]:
@@ -166,11 +172,13 @@ def brief(ws: Workspace, *, in_flight: list[dict[str, Any]] | None = None) -> di
     floor = _noise(ws, rows)
     best = data.best.get("local")
     bar = None
-    if best is not None and best.val_bpb is not None and floor is not None:
-        bar = {"best_val_bpb": best.val_bpb, "noise_threshold": floor["threshold"],
-               "beat_below": best.val_bpb - floor["threshold"],
-               "rule": "a change is kept when it beats the best by more than the noise floor, on replicated "
-                       "seeds, or scores within the floor with fewer lines"}
+    if floor is not None:
+        bar = {"incumbent_mean": floor["mean"], "incumbent_runs": floor["runs"], "sigma": floor["sigma"],
+               "screening_bar": floor["screening_bar"], "beat_below": floor["mean"] - floor["screening_bar"],
+               "rule": f"a first run below beat_below is replicated on seeds paired with the best's (up to "
+                       f"{floor['max_replicates']}); it is kept when a one-sided paired test beats the noise "
+                       f"(alpha {floor['alpha']} spent across every candidate tried), or when it is as good "
+                       "within the noise with a shorter script"}
     recent = [_brief_row(r) for r in last_runs(rows, _BRIEF_RUNS)]
     failures = [_brief_row(r) for r in failed_runs(rows) if r.status != "discard"][-_BRIEF_DEAD_ENDS:]
     dead_ends = [_brief_row(r) for r in rows if r.status == "discard"][-_BRIEF_DEAD_ENDS:]
@@ -216,8 +224,9 @@ def _brief_text(b: dict[str, Any]) -> str:
         parts += ["", f"Best: {_line(b['best'])[2:]} (`{b['best_script']}`)"]
     if b["bar_to_beat"]:
         bar = b["bar_to_beat"]
-        parts.append(f"Bar: below {bar['beat_below']:.4f} (best {bar['best_val_bpb']:.4f} − noise "
-                     f"{bar['noise_threshold']:.4f}).")
+        parts.append(f"Bar: a first run below {bar['beat_below']:.4f} (best's mean {bar['incumbent_mean']:.4f} "
+                     f"over {bar['incumbent_runs']} runs − screening bar {bar['screening_bar']:.4f}) is replicated, "
+                     "then judged on paired seeds.")
     elif b["noise_floor"] is None:
         parts.append("No noise floor yet: the first run_experiment measures it.")
     for title, key in (("In flight", "in_flight"), ("Kept", "kept"), ("Last runs", "last_runs"),
