@@ -38,6 +38,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "wrapper.py").write_text("import subprocess\nsubprocess.run(['torchrun', 'train_gpt.py'])\n")
     (root / "analyse.py").write_text("import csv\nprint(list(csv.reader(open('results.tsv'), delimiter='\\t')))\n")
     (root / "notes.md").write_text("notes\n")
+    os.mkfifo(root / "pipe")  # opening it for reading would block the hook forever
     return root
 
 
@@ -155,6 +156,8 @@ BASH_CASES = [
     ("python -c \"import pandas as pd; pd.read_csv('results.tsv', sep='\\t').to_csv('/tmp/r.csv')\"", "allow", ""),
     ("python -c \"import train_gpt; print(train_gpt.Hyperparameters)\"", "allow", ""),
     ("docker ps", "allow", ""),
+    ("head -c 100 /dev/urandom | cat /dev/zero - | sh < /dev/zero", "allow", ""),  # never read a device
+    ("bash pipe; python pipe; cat pipe | sh", "allow", ""),  # a FIFO in the workspace is never opened
 ]
 
 

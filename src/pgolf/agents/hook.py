@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import sys
 from fnmatch import fnmatchcase
 
@@ -442,13 +443,15 @@ def _unresolved(word: str) -> bool:
 
 
 def _read_small(path: str, cwd: str) -> str | None:
+    """A regular file's text, when small: never a device, FIFO or /proc file (reading one could block)."""
     full = os.path.join(cwd, os.path.expanduser(path))
     try:
-        if os.path.getsize(full) > _MAX_SCRIPT_BYTES:
+        st = os.stat(full)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_SCRIPT_BYTES or full.startswith(("/proc/", "/sys/")):
             return None
         with open(full, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
+            return f.read(_MAX_SCRIPT_BYTES)
+    except (OSError, ValueError):
         return None
 
 
