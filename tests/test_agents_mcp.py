@@ -317,6 +317,8 @@ def test_run_experiment_trains_the_real_script_and_returns_the_judges_numbers(tm
     ws = init_workspace(tmp_path / "ws", train_script=script, dataset_dir=str(demo_dataset.dataset_dir),
                         tokenizer_path=str(demo_dataset.tokenizer_path), vocab_size=1024,
                         wallclock_seconds=120, timeout_seconds=300, local_env='OMP_NUM_THREADS = "1"')
+    config = ws.config_path.read_text()  # two paired seeds decide: the fewest runs the judge accepts
+    ws.config_path.write_text(config.replace("[loop]\n", "[loop]\nreplicates = 2\nmax_replicates = 2\n", 1))
     ws.train_script.write_text(set_defaults(ws.train_script.read_text(), {"MATRIX_LR": 0.12}))
 
     async def session() -> dict:
@@ -333,3 +335,14 @@ def test_run_experiment_trains_the_real_script_and_returns_the_judges_numbers(tm
     for key in ("n", "candidate_mean", "incumbent_mean", "sigma", "test", "p_value"):
         assert key in verdict, f"the decision lacks the judge's {key}: {decision['decision']}"
     assert verdict["n"] >= 2
+
+
+def test_pgolf_mcp_outside_a_workspace_or_with_a_broken_config_is_one_line(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "PGOLF_WORKSPACE"}
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "pgolf.toml").write_text("ruleset = 5\n")
+    for where in (tmp_path / "nothing", tmp_path / "bad"):
+        proc = subprocess.run([sys.executable, "-m", "pgolf", "--workspace", str(where), "mcp"], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
