@@ -140,10 +140,7 @@ def _matching_paren(text: str, i: int) -> int:
             i += 2
             continue
         if ch == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise ParseError("unclosed quote")
-            i = end + 1
+            i = _closing_squote(text, i) + 1
             continue
         if ch == '"':
             i = _closing_dquote(text, i)
@@ -156,6 +153,14 @@ def _matching_paren(text: str, i: int) -> int:
                 return i
         i += 1
     raise ParseError("unclosed parenthesis")
+
+
+def _closing_squote(text: str, i: int) -> int:
+    """Index of the `'` closing the one at `i` (nothing is special inside single quotes)."""
+    end = text.find("'", i + 1)
+    if end < 0:
+        raise ParseError("unclosed quote")
+    return end
 
 
 def _closing_dquote(text: str, i: int) -> int:
@@ -205,9 +210,7 @@ def _prepare(text: str) -> _Prepared:
                 i += 2
             continue
         if ch == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise ParseError("unclosed quote")
+            end = _closing_squote(text, i)
             quoted = text[i + 1:end]
             out.append(literal(quoted) if quoted and all(c in _PUNCT for c in quoted) else text[i:end + 1])
             i = end + 1
