@@ -346,3 +346,22 @@ def test_pgolf_mcp_outside_a_workspace_or_with_a_broken_config_is_one_line(tmp_p
                               capture_output=True, text=True, timeout=60, env=env)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_research_search_reads_the_whole_store(tmp_path: Path):
+    from pgolf.agents import tools
+    from pgolf.research.items import ResearchItem
+    from pgolf.research.store import ResearchStore
+
+    ws = make_workspace(tmp_path / "ws")
+    store = ResearchStore(ws.research_db)
+    items = [ResearchItem(id=f"arxiv:2601.{i:05d}", source="arxiv", kind="paper",
+                          title=f"Paper {i} on {'int6 quantization' if i == 137 else 'optimizers'}",
+                          abstract="", url=f"https://arxiv.org/abs/2601.{i:05d}", published="2026-01-01",
+                          fetched_at="2026-01-02T00:00:00Z") for i in range(300)]
+    store.upsert(items)
+    found = tools.research_search(ws, query="int6 quantization")
+    assert [i["id"] for i in found["items"]] == ["arxiv:2601.00137"] and found["matching"] == 1
+    assert tools.research_search(ws, query="optimizers", limit=5)["matching"] == 299
+    with pytest.raises(Exception, match="limit"):
+        tools.research_search(ws, limit=0)

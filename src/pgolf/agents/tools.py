@@ -24,6 +24,7 @@ _BRIEF_DEAD_ENDS = 10
 _BRIEF_RESEARCH = 5
 _TEXT_LIMIT = 200
 _LEDGER_MAX = 500
+_SEARCH_LIMIT = 100_000
 
 
 def _short(text: str, limit: int = _TEXT_LIMIT) -> str:
@@ -34,8 +35,8 @@ def _row(r: LedgerRow) -> dict[str, Any]:
     return r.as_dict()
 
 
-def _snapshot(ws: Workspace) -> DashboardData:
-    return gather(ws, research_limit=50)
+def _snapshot(ws: Workspace, research_limit: int = 50) -> DashboardData:
+    return gather(ws, research_limit=research_limit)
 
 
 def _noise(ws: Workspace, rows: list[LedgerRow]) -> dict[str, Any] | None:
@@ -123,7 +124,7 @@ def research_search(ws: Workspace, *, query: str = "", tier: str | None = None, 
     """Graded research items whose title or source matches every word of `query` (all when empty)."""
     if not 1 <= limit <= 50:
         raise ConfigError("limit must be between 1 and 50")
-    data = _snapshot(ws)
+    data = _snapshot(ws, research_limit=_SEARCH_LIMIT)  # search every item, not the page's first ones
     words = [w.lower() for w in query.split()]
     rows = [r for r in data.research.rows
             if (tier is None or r.get("tier") == tier)
