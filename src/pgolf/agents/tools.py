@@ -17,6 +17,7 @@ from pgolf import git
 from pgolf.dashboard.data import DashboardData, gather, run_detail, valid_run_id
 from pgolf.errors import ConfigError, DataError, PgolfError
 from pgolf.ledger import LedgerRow, failed_runs, last_runs
+from pgolf.loop.judging import REPLICATE_PREFIX
 from pgolf.workspace import Workspace
 
 _BRIEF_RUNS = 8
@@ -171,7 +172,7 @@ def brief(ws: Workspace, *, in_flight: list[dict[str, Any]] | None = None) -> di
     data = _snapshot(ws)
     rows = data.rows
     floor = _noise(ws, rows)
-    best = data.best.get("local")
+    best = _incumbent(ws, rows)
     bar = None
     if floor is not None:
         bar = {"incumbent_mean": floor["mean"], "incumbent_runs": floor["runs"], "sigma": floor["sigma"],
@@ -180,8 +181,11 @@ def brief(ws: Workspace, *, in_flight: list[dict[str, Any]] | None = None) -> di
                        f"{floor['max_replicates']}); it is kept when a one-sided paired test beats the noise "
                        f"(alpha {floor['alpha']} spent across every candidate tried), or when it is as good "
                        "within the noise with a shorter script"}
-    recent = [_brief_row(r) for r in last_runs(rows, _BRIEF_RUNS)]
-    failures = [_brief_row(r) for r in failed_runs(rows) if r.status != "discard"][-_BRIEF_DEAD_ENDS:]
+    # proposals only: replicate runs and the paired baselines are measurements inside a decision
+    proposals = [r for r in rows if r.parent_run and r.status != "baseline"
+                 and not r.description.startswith(REPLICATE_PREFIX)]
+    recent = [_brief_row(r) for r in last_runs(proposals, _BRIEF_RUNS)]
+    failures = [_brief_row(r) for r in failed_runs(proposals) if r.status != "discard"][-_BRIEF_DEAD_ENDS:]
     dead_ends = [_brief_row(r) for r in rows if r.status == "discard"][-_BRIEF_DEAD_ENDS:]
     kept = [_brief_row(r) for r in rows if r.status == "keep"]
     research = [{"id": r.get("id"), "tier": r.get("tier"), "title": _short(str(r.get("title", ""))), "url": r.get("url")}
@@ -190,7 +194,8 @@ def brief(ws: Workspace, *, in_flight: list[dict[str, Any]] | None = None) -> di
         "workspace": str(ws.root),
         "task": "Lower val_bpb of train_gpt.py within the artifact limit. Edit only train_gpt.py, then call "
                 "run_experiment(description); read the decision before the next edit.",
-        "best": _brief_row(best) if best else None,
+        "best": {**_brief_row(best), "mean": floor["mean"] if floor else best.val_bpb,
+                 "runs": floor["runs"] if floor else 1} if best else None,
         "best_script": "git show pgolf/best:train_gpt.py" if best else None,
         "bar_to_beat": bar,
         "noise_floor": floor,
@@ -208,6 +213,16 @@ def brief(ws: Workspace, *, in_flight: list[dict[str, Any]] | None = None) -> di
     return result
 
 
+def _incumbent(ws: Workspace, rows: list[LedgerRow]) -> LedgerRow | None:
+    """The row that stands for pgolf/best: its keep, else its first baseline (as the loop's Lab.best)."""
+    from pgolf.loop.refs import BEST_BRANCH
+
+    commit = git.git(ws.root, "rev-parse", "--verify", "-q", BEST_BRANCH, check=False)
+    mine = [r for r in rows if r.tier == "local" and r.commit == commit]
+    return next((r for r in reversed(mine) if r.status == "keep"), None) or \
+        next((r for r in mine if r.status == "baseline"), None)
+
+
 def _brief_row(r: LedgerRow) -> dict[str, Any]:
     return {"run_id": r.run_id, "status": r.status, "val_bpb": r.val_bpb, "tier": r.tier, "commit": r.commit[:12],
             "description": _short(r.description)}
@@ -222,7 +237,8 @@ def _brief_text(b: dict[str, Any]) -> str:
     """The same brief as Markdown, for clients that show text only."""
     parts = ["# pgolf brief", b["task"]]
     if b["best"]:
-        parts += ["", f"Best: {_line(b['best'])[2:]} (`{b['best_script']}`)"]
+        parts += ["", f"Best: {_line(b['best'])[2:]}; mean {b['best']['mean']:.4f} over {b['best']['runs']} "
+                  f"run(s) (`{b['best_script']}`)"]
     if b["bar_to_beat"]:
         bar = b["bar_to_beat"]
         parts.append(f"Bar: a first run below {bar['beat_below']:.4f} (best's mean {bar['incumbent_mean']:.4f} "
