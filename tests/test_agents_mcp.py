@@ -316,9 +316,8 @@ def test_run_experiment_trains_the_real_script_and_returns_the_judges_numbers(tm
     script.write_text(set_defaults(source, TINY))
     ws = init_workspace(tmp_path / "ws", train_script=script, dataset_dir=str(demo_dataset.dataset_dir),
                         tokenizer_path=str(demo_dataset.tokenizer_path), vocab_size=1024,
-                        wallclock_seconds=120, timeout_seconds=300, local_env='OMP_NUM_THREADS = "1"')
-    config = ws.config_path.read_text()  # two paired seeds decide: the fewest runs the judge accepts
-    ws.config_path.write_text(config.replace("[loop]\n", "[loop]\nreplicates = 2\nmax_replicates = 2\n", 1))
+                        wallclock_seconds=120, timeout_seconds=300, local_env='OMP_NUM_THREADS = "1"',
+                        replicates=2, loop_extra="max_replicates = 2\n")  # the fewest paired seeds that decide
     ws.train_script.write_text(set_defaults(ws.train_script.read_text(), {"MATRIX_LR": 0.12}))
 
     async def session() -> dict:
