@@ -80,7 +80,9 @@ def main() -> int:
         (ws / "results.tsv").write_text("commit\n")
         (ws / "train_gpt.py").write_text("a = 1\n")
         payloads = _payloads(ws)
-        print(f"{len(payloads)} payloads x {args.repeats} repeats, one process per call")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"{len(payloads)} payloads x {args.repeats} repeats, one process per call; "
+              f"load average {load:.1f} on {os.cpu_count()} CPUs (start-up time grows with it)")
         print(_row("python -c pass (start-up only)", _time([sys.executable, "-c", "pass"], payloads[:1],
                                                           args.repeats * len(payloads))))
         print(_row("python -m pgolf.agents.hook", _time([sys.executable, "-m", "pgolf.agents.hook", "pre-tool"],
