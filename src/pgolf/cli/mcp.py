@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import typer
-
 from pgolf.cli._common import current_workspace
 from pgolf.errors import PgolfError
 
