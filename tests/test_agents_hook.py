@@ -101,6 +101,8 @@ BASH_CASES = [
     ("perl -pi -e 's/1.2/1.1/' program.md", "deny", "brief"),
     ("python3 -c \"open('results.tsv','a').write('forged')\"", "deny", "ledger"),
     ("git clean -fdx", "deny", "ledger"),
+    ("git stash push --all", "deny", "ledger"),
+    ("git stash -u", "allow", ""),
     ("git branch -f pgolf/best HEAD~1", "deny", "pgolf/best"),
     ("git update-ref refs/heads/pgolf/best HEAD", "deny", "pgolf/best"),
     ("find .pgolf -name '*.json' -delete", "deny", "state"),

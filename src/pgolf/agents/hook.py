@@ -925,6 +925,8 @@ def _check_git(args: list[str], ctx: _Context) -> None:
     if sub == "clean" and any(a.startswith("-") and not a.startswith("--") and ("x" in a or "X" in a)
                               for a in sub_args):
         raise Denied(f"`git clean -x` would delete results.tsv and .pgolf/. {_LEDGER}")
+    if sub == "stash" and any(a in ("-a", "--all") for a in sub_args):
+        raise Denied(f"`git stash --all` would take results.tsv and .pgolf/ out of the workspace. {_LEDGER}")
     if sub in ("rm", "mv"):
         _check_writes(sub, sub_args, ctx)
 
