@@ -194,7 +194,7 @@ def test_status_counts_by_status_and_states_the_noise_floor(searched: Workspace)
     assert data["by_status"]["baseline"] == sum(r.status == "baseline" for r in rows)
     floor = data["noise_floor"]
     assert floor["groups"] >= 1 and floor["runs"] >= 2 and floor["bar"] >= 0.002
-    assert data["loop"] == {"running": False, "pid": None, "inflight": [], "orphaned": []}
+    assert data["loop"] == {"running": False, "pid": None, "inflight": [], "orphaned": [], "damaged": []}
     text = _pgolf(searched, "status").stdout
     assert "Loop      not running" in text
     assert f"pooled over {floor['groups']} group" in text and f"over {floor['runs']} runs" in text
@@ -218,3 +218,17 @@ def test_init_profile_cpu_writes_a_small_local_env_and_says_so(tmp_path: Path):
     assert "Profile gpu (as asked" in gpu.stdout and W(tmp_path / "gpu").config().tiers.local.env == {}
     bad = _pgolf(tmp_path, "init", str(tmp_path / "bad"), "--profile", "tpu")
     assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+
+
+def test_status_reports_a_damaged_inflight_record_and_leaves_it_for_recovery(tmp_path: Path):
+    ws = make_workspace(tmp_path / "ws")
+    ws.running_dir.mkdir(parents=True)
+    damaged = ws.running_dir / "r0009.json"
+    damaged.write_text('{"run_id": "r0009", "kind": ')  # a writer killed mid-file
+    data = json.loads(_pgolf(ws, "status", "--json").stdout)
+    assert data["loop"]["running"] is False and data["loop"]["orphaned"] == []
+    assert data["loop"]["damaged"][0].startswith("ignored a damaged r0009.json (")
+    text = _pgolf(ws, "status", columns=200).stdout
+    assert "warning: .pgolf/running/: ignored a damaged r0009.json (" in text
+    assert "the next `pgolf run` removes it" in text
+    assert damaged.exists()  # status only looks; the next `pgolf run` repairs

@@ -98,8 +98,10 @@ def _print_loop(data: dict) -> None:
     for run in loop["orphaned"]:
         extra = "; its training process is still running" if run.get("training_still_running") else ""
         console.print(Text(f"warning: {run['run_id']} is orphaned: in flight, but no `pgolf run` holds the "
-                           f"workspace ({run.get('problem') or 'pgolf was killed'}); the next `pgolf run` records "
-                           f"it as crash{extra}", style="yellow"), soft_wrap=True)
+                           f"workspace (pgolf was killed); the next `pgolf run` records it as crash{extra}",
+                           style="yellow"))
+    for problem in loop["damaged"]:
+        console.print(Text(f"warning: .pgolf/running/: {problem}; the next `pgolf run` removes it", style="yellow"))
     floor = data["noise_floor"]
     if floor is None:
         console.print("[bold]Noise[/]     not measured yet (the first `pgolf run` measures it)")

@@ -7,7 +7,6 @@ next `pgolf run` records it as a crash. Nothing here takes a lock, so asking nev
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -88,26 +87,19 @@ def loop_activity(ws: Any, *, wallclock_seconds: float | None = None) -> dict[st
 
     The inflight records are only read, never repaired: that is the next `pgolf run`'s job.
     """
+    from pgolf.loop.inflight import load_all
+
     pid = loop_pid(ws.run_lock)
-    inflight, orphaned = [], []
-    folder = ws.running_dir
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
-            orphaned.append({"run_id": "?", "file": str(path), "problem": "unreadable inflight file"})
-            continue
-        if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
-            orphaned.append({"run_id": "?", "file": str(path), "problem": "not an inflight record"})
-            continue
-        child = data.get("child_pid") if isinstance(data.get("child_pid"), int) else 0
-        entry = {"run_id": data["run_id"], "kind": str(data.get("kind", "")), "phase": str(data.get("phase", "")),
-                 "description": str(data.get("description", "")), "file": str(path),
-                 "slot": data.get("slot"),
-                 **_progress(ws.run(Path(data["run_id"]).name).path, {"wallclock_seconds": wallclock_seconds})}
+    records, problems = load_all(ws, remove_damaged=False)
+    inflight: list[dict[str, Any]] = []
+    orphaned: list[dict[str, Any]] = []
+    for state in records:
+        entry = {"run_id": state.run_id, "kind": state.kind, "phase": state.phase, "description": state.description,
+                 "slot": state.slot,
+                 **_progress(ws.run(Path(state.run_id).name).path, {"wallclock_seconds": wallclock_seconds})}
         if pid is not None:  # the workspace lock makes it the one loop's run
             inflight.append(entry)
         else:
-            entry["training_still_running"] = bool(child) and pid_alive(child)
+            entry["training_still_running"] = bool(state.child_pid) and pid_alive(state.child_pid)
             orphaned.append(entry)
-    return {"running": pid is not None, "pid": pid, "inflight": inflight, "orphaned": orphaned}
+    return {"running": pid is not None, "pid": pid, "inflight": inflight, "orphaned": orphaned, "damaged": problems}
