@@ -39,7 +39,7 @@ def test_show_prints_the_decision_with_its_numbers_and_the_run(searched: Workspa
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     decision = json.loads((searched.run_dir(row.run_id) / "decision.json").read_text())
-    assert out.splitlines()[0].startswith(f"{row.run_id} · {row.status} · local · commit {row.commit[:8]}")
+    assert out.startswith(f"{row.run_id} · {row.status} · local · commit {row.commit[:8]}")
     assert f"gain {decision['gain']:+.4f} · bar {decision['verdict']['bar']:.4f} · n 1 · σ " in out
     assert f"p {decision['verdict']['p_value']:.3g}" in out
     assert "gate artifact_bytes ok" in out and "Preflight ok: 4 of 4 checks passed" in out
@@ -47,7 +47,8 @@ def test_show_prints_the_decision_with_its_numbers_and_the_run(searched: Workspa
     assert "Steps     20 of 20: all planned steps" in out
     assert "+++ b/train_gpt.py" in out and "MATRIX_LR" in out
     assert "Log (last 2 lines of" in out and "final_int8_zlib_roundtrip_exact" in out
-    assert max(len(line) for line in out.splitlines()) <= 80 or "diff --git" in out  # diff lines are as they are
+    sheet = out.split("\nDiff (")[0].splitlines()  # all but the verbatim diff and log lines: at 80 columns
+    assert sheet and max(len(line) for line in sheet) <= 80
     data = json.loads(_pgolf(searched, "show", row.run_id, "--json").stdout)
     assert data["decision"]["gain"] == pytest.approx(decision["gain"]) and data["steps"]["done"] == 20
 

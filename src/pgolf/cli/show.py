@@ -31,8 +31,9 @@ class _Sheet:
         self.grid.add_row(label, Text(text, style=style))
 
 
-def _plain(text: str, style: str = "") -> None:
-    console.print(Text(text, style=style), soft_wrap=True)
+def _plain(text: str, style: str = "", *, verbatim: bool = False) -> None:
+    """A line of text; `verbatim` (diff and log lines) is never re-wrapped, the rest wraps at the width."""
+    console.print(Text(text, style=style), soft_wrap=verbatim)
 
 
 def _pick_run(ws: Any, run: str) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]]]:
@@ -108,15 +109,15 @@ def _render(d: dict[str, Any]) -> None:
         for line in d["diff"].rstrip("\n").splitlines():
             style = "green" if line.startswith("+") and not line.startswith("+++") else \
                 "red" if line.startswith("-") and not line.startswith("---") else ""
-            _plain("  " + line, style)
+            _plain("  " + line, style, verbatim=True)
     if d["log_tail"]:
         _plain(f"Log (last {len(d['log_tail'])} lines of {d['folder']}/train.log)", "bold")
         for line in d["log_tail"]:
-            _plain("  " + line, "dim")
+            _plain("  " + line, "dim", verbatim=True)
     elif d["agent_tail"]:
         _plain(f"Agent log (last lines of {d['folder']}/agent.log)", "bold")
         for line in d["agent_tail"]:
-            _plain("  " + line, "dim")
+            _plain("  " + line, "dim", verbatim=True)
 
 
 def _decision(d: dict[str, Any], _say: Any) -> None:
