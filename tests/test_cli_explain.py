@@ -109,6 +109,7 @@ def test_ledger_json_carries_gain_and_reason_and_a_bogus_tier_is_refused(searche
     data = json.loads(_pgolf(searched, "ledger", "--json").stdout)
     judged = [d for d in data if d["status"] in ("keep", "discard")]
     assert judged and all(isinstance(d["gain"], float) and d["reason"] for d in judged)
+    assert all(isinstance(d["n"], int) and isinstance(d["bar"], float) for d in judged)
     assert all(d["gain"] is None for d in data if d["status"] == "baseline")
     bogus = _pgolf(searched, "ledger", "--tier", "bogus")
     assert bogus.returncode == 2 and "unknown tier 'bogus'; choose one of local, ssh, runpod" in bogus.stderr

@@ -20,18 +20,19 @@ KNOWN_TIERS = ("local", "ssh", "runpod")
 _WIDE = 120  # from this width on, every column gets its own; below, the reason goes under the description
 
 
-def _gain_and_reason(ws: Any, row: LedgerRow) -> tuple[float | None, str]:
-    """The decision's gain and its reason (a discard with a positive gain names the bar it missed)."""
+def _explained(ws: Any, row: LedgerRow) -> tuple[float | None, str, dict[str, Any]]:
+    """The decision's gain, its reason (a discard with a positive gain names the bar it missed) and its
+    numbers for --json."""
     from pgolf.loop.explain import load_explanation
 
     explanation = load_explanation(ws.run(row.run_id)) if row.run_id else None
     if explanation is None:
-        return None, ""
+        return None, "", {"bar": None, "n": None, "p_value": None}
     reason = explanation.short_reason()
     # A failed run's reason is already in its description; saying it twice only costs width.
     if reason and reason in row.description:
         reason = ""
-    return explanation.gain, reason
+    return explanation.gain, reason, {"bar": explanation.bar, "n": explanation.n, "p_value": explanation.p_value}
 
 
 def ledger(
@@ -49,14 +50,16 @@ def ledger(
     for d in contents.damaged:  # on stderr, so --json stays parseable and damage is never hidden
         err_console.print(f"[yellow]warning:[/] results.tsv line {d.line_number} is damaged: "
                           f"{escape(d.reason)}")
-    explained = [(r, *_gain_and_reason(ws, r)) for r in rows]
+    explained = [(r, *_explained(ws, r)) for r in rows]
     if as_json:
-        print_json([{**r.as_dict(), "gain": gain, "reason": reason} for r, gain, reason in explained])
+        print_json([{**r.as_dict(), "gain": gain, "reason": reason, **numbers}
+                    for r, gain, reason, numbers in explained])
         return
     if not rows:
         console.print(f"no runs of tier {tier} yet" if tier else "no runs yet")
         return
-    console.print(_table(explained, show_tier=tier is None and len({r.tier for r in rows}) > 1))
+    console.print(_table([(r, gain, reason) for r, gain, reason, _ in explained],
+                         show_tier=tier is None and len({r.tier for r in rows}) > 1))
 
 
 def _table(explained: list[tuple[LedgerRow, float | None, str]], *, show_tier: bool) -> Table:
