@@ -16,7 +16,7 @@ from pgolf.loop.lab import TIER, Lab, code_lines, write_json
 from pgolf.loop.outcome import hard_decision, ledger_row, run_facts, with_reason
 from pgolf.loop.preflight import preflight
 from pgolf.loop.proposers.base import Proposal, ProposalContext, Proposer
-from pgolf.loop.setup_check import reached_first_step, setup_failure
+from pgolf.loop.setup_check import never_stepped, setup_failure
 from pgolf.loop.slots import Slot
 from pgolf.status import Status
 from pgolf.workspace import TRAIN_SCRIPT
@@ -58,7 +58,7 @@ def _measure(lab: Lab, slot: Slot, state: InFlight, scored: str, *, oversize_ok:
                                   step_limited=lab.config.tiers.local.step_limited)
     noise_point = state.kind == "baseline" and not state.candidate
     if noise_point and failed and failed.status in (Status.CRASH, Status.TIMEOUT) \
-            and not reached_first_step(outcome.log_path):
+            and never_stepped(outcome.log_path, result):
         state.clear(lab.ws)  # the script cannot start here: a setup error, never a noise-floor row
         raise setup_failure(state.run_id, outcome.log_path, failed.reason)
     if failed and failed.status == Status.OVERSIZE and oversize_ok:

@@ -218,6 +218,11 @@ def refuse_on_problems(report: SetupReport) -> None:
 # -- after a baseline ------------------------------------------------------------------------------
 
 
+def never_stepped(log_path: Path, result: Any) -> bool:
+    """Neither the log (`step:1/N train_loss:…`) nor the result (`steps`) shows a training step."""
+    return not reached_first_step(log_path) and not (result is not None and getattr(result, "steps", None))
+
+
 def reached_first_step(log_path: Path) -> bool:
     """Whether a run's log shows at least one training step (`step:1/N train_loss:…`)."""
     try:
