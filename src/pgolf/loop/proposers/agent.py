@@ -65,7 +65,8 @@ def check_agent_command(command: str, root: Path) -> None:
     shown = command if len(command) <= 60 else command[:57] + "…"
     fix = "install it or change [proposer] agent_command in pgolf.toml"
     if "/" in program:
-        path = (root / program).expanduser() if not Path(program).expanduser().is_absolute() else Path(program).expanduser()
+        path = Path(program).expanduser()
+        path = path if path.is_absolute() else root / path
         if not path.is_file() or not os.access(path, os.X_OK):
             raise ConfigError(f"agent_command {shown!r}: {program} is not an executable file; {fix}")
     elif shutil.which(program) is None:
@@ -74,11 +75,15 @@ def check_agent_command(command: str, root: Path) -> None:
 
 def _tee_stderr(stream: IO[str], log: IO[str], tail: collections.deque[str]) -> None:
     """Copy the agent's stderr into its log line by line, keeping the last lines for the failure."""
-    for line in stream:
-        log.write(line)
-        log.flush()
-        if line.strip():
-            tail.append(line.rstrip("\n")[:300])
+    try:
+        for line in stream:
+            if line.strip():
+                tail.append(line.rstrip("\n")[:300])
+            log.write(line)
+            log.flush()
+    except (OSError, ValueError):
+        pass  # the log was closed: a grandchild kept stderr open after the agent was done with
+
 
 
 def _agent_environment() -> dict[str, str]:
