@@ -77,15 +77,10 @@ def workspace_status(ws: Workspace) -> dict:
     }
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 def _print_loop(data: dict) -> None:
     """Whether a loop runs, its runs in flight with step and ETA, orphans, noise floor, counts."""
+    from pgolf.cli.live import duration as _duration  # the one duration format of `pgolf run`
+
     loop = data["loop"]
     state = f"running (pid {loop['pid']})" if loop["running"] else "not running"
     console.print(f"[bold]Loop[/]      {state}")
