@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loop_fixtures import make_workspace
+from pgolf import git
 from pgolf.loop.explain import explain
 from pgolf.loop.supervisor import run_loop
 from pgolf.workspace import Workspace
@@ -196,6 +197,11 @@ def test_status_counts_by_status_and_states_the_noise_floor(searched: Workspace)
     assert data["by_status"]["baseline"] == sum(r.status == "baseline" for r in rows)
     floor = data["noise_floor"]
     assert floor["groups"] >= 1 and floor["runs"] >= 2 and floor["bar"] >= 0.002
+    # Measured at pgolf/best (a kept candidate with its replicates), not at the last baseline row's commit.
+    best = git.git(searched.root, "rev-parse", "pgolf/best")
+    scores = [r.val_bpb for r in rows if r.commit == best and r.status in ("keep", "replicate", "baseline")]
+    assert floor["commit"] == best and floor["runs"] == len(scores)
+    assert floor["mean"] == pytest.approx(sum(scores) / len(scores))
     assert data["loop"] == {"running": False, "pid": None, "inflight": [], "orphaned": [], "damaged": []}
     text = _pgolf(searched, "status").stdout
     assert "Loop      not running" in text

@@ -61,7 +61,8 @@ def workspace_status(ws: Workspace) -> dict:
     contents = ws.ledger().load()
     best = best_by_tier(contents.rows)
     budget = ws.budget(cfg).status()
-    floor = noise_floor(contents.rows, min_gain=cfg.loop.min_gain, screen_sigmas=cfg.loop.screen_sigmas)
+    floor = noise_floor(contents.rows, min_gain=cfg.loop.min_gain, screen_sigmas=cfg.loop.screen_sigmas,
+                        commit=_best_commit(ws))
     return {
         "workspace": str(ws.root),
         "ruleset": cfg.get_ruleset().as_dict(),
@@ -75,6 +76,18 @@ def workspace_status(ws: Workspace) -> dict:
         "best": {tier: row.as_dict() for tier, row in best.items()},
         "budget": budget.as_dict(),
     }
+
+
+def _best_commit(ws: Workspace) -> str | None:
+    """pgolf/best, where the loop measures the noise floor (the ledger's last baseline may be an old
+    best's paired seed); None before the first `pgolf run` made the branch."""
+    from pgolf import git
+    from pgolf.loop.refs import BEST_BRANCH
+
+    try:
+        return git.git(ws.root, "rev-parse", "--verify", "-q", f"refs/heads/{BEST_BRANCH}", check=False) or None
+    except (OSError, git.GitError):
+        return None
 
 
 def _print_loop(data: dict) -> None:
