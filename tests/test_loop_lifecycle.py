@@ -175,11 +175,12 @@ def test_uncommitted_script_changes_are_refused(tmp_path: Path):
 
 
 def test_a_crashing_baseline_stops_with_one_line(tmp_path: Path):
+    # Before its first step: a setup error (the script cannot run here), not a noise-floor row.
     ws = make_workspace(tmp_path / "ws", local_env='FAKE_CRASH = "1"')
-    with pytest.raises(Exception, match=r"baseline run r0001 ended as crash .*fake crash"):
+    with pytest.raises(Exception, match=r"baseline r0001 stopped before its first training step .*fake crash"):
         run_loop(ws, experiments=1)
-    row = ws.ledger().rows()[0]
-    assert row.status == "crash" and row.val_bpb is None
+    assert ws.ledger().rows() == [] and not (ws.state_dir / "inflight.json").exists()
+    assert (ws.run_dir("r0001") / "train.log").is_file()  # the evidence stays for `pgolf show r0001`
 
 
 def test_result_json_missing_falls_back_to_the_log(tmp_path: Path):

@@ -208,6 +208,7 @@ class ProposerConfig(_Section):
     seed: int = 0
     agent_command: str | None = None
     agent_timeout_seconds: float = Field(default=1800.0, gt=0)
+    max_failures: int = Field(default=3, ge=1, le=100)  # proposer failures in a row that stop the loop
     search_space: dict[str, SearchParam] = Field(default_factory=dict)
     search_sampler: Literal["tpe", "random"] = "tpe"  # random: a baseline to compare TPE with
 

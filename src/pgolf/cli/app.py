@@ -41,9 +41,13 @@ AGENTS = "Coding agents"
 COMMANDS: dict[str, Entry] = {
     "init": Entry("pgolf.cli.workspace:init", "Create a workspace: a git repo with train_gpt.py, "
                   "pgolf.toml, program.md and results.tsv.", LOOP),
-    "status": Entry("pgolf.cli.workspace:status", "Show the ruleset, the best run per tier, the number "
-                    "of runs and the budget.", LOOP),
-    "ledger": Entry("pgolf.cli.ledger:ledger", "Show the ledger of runs (results.tsv), newest last.", LOOP),
+    "status": Entry("pgolf.cli.workspace:status", "Show the ruleset, whether a loop is running (runs in "
+                    "flight, step, ETA), the noise floor, runs by status, the best run per tier and the "
+                    "budget.", LOOP),
+    "ledger": Entry("pgolf.cli.ledger:ledger", "Show the ledger of runs (results.tsv), newest last, with each "
+                    "decision's gain and reason.", LOOP),
+    "show": Entry("pgolf.cli.show:show", "Show why a run ended as it did: decision (gain, bar, n, σ, p), "
+                  "preflight, command, result, steps, diff, log.", LOOP),
     "run": Entry("pgolf.cli.run:run", "Run the experiment loop: noise floor, then propose → commit → run → "
                  "keep or revert, until a limit.", LOOP),
     "demo": Entry("pgolf.cli.run:demo", "Try pgolf offline in a few minutes: a demo workspace, a noise "

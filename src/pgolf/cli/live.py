@@ -145,7 +145,7 @@ class LiveDisplay:
         """One line per finished run: status, score, gain, and why when it is not plain."""
         with self._lock:
             self.running.pop(record.run_id, None)
-            if record.kind == "experiment":
+            if record.kind == "experiment" and record.failure is None:  # a proposer failure ran nothing
                 self.experiments.add(record.run_id)
         gain = "" if record.gain is None else f" ({record.gain:+.4f})"
         extra = f", promotion {record.promoted}" if record.promoted == "pending" else ""

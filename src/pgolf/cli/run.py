@@ -17,7 +17,7 @@ from pgolf.loop.supervisor import LoopSummary, run_loop
 
 def results_table(summary: LoopSummary, title: str) -> Table:
     """The runs of this loop as a table."""
-    table = Table("run", "status", "val_bpb", "gain", "description", title=title)
+    table = Table("run", "status", "val_bpb", "gain", "description", title=escape(title))
     for r in summary.records:
         gain = "-" if r.gain is None else f"{r.gain:+.4f}"
         table.add_row(r.run_id, f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_bpb(r.val_bpb), gain,
@@ -28,7 +28,7 @@ def results_table(summary: LoopSummary, title: str) -> Table:
 def summary_dict(summary: LoopSummary) -> dict[str, Any]:
     """The loop's summary as plain data for --json."""
     return {"stop_reason": summary.stop_reason, "recovered": summary.recovered,
-            "runs": [vars(r) for r in summary.records]}
+            "runs": [{**vars(r), "failure": r.failure.as_dict() if r.failure else None} for r in summary.records]}
 
 
 def run(
@@ -57,9 +57,11 @@ def run(
         return  # stdout is gone; everything is in the ledger and .pgolf/loop.log
     if as_json:
         print_json(summary_dict(summary))
-        return
+        raise typer.Exit(1 if summary.proposer_broken else 0)
     console.print(results_table(summary, f"pgolf run: {summary.stop_reason}"))
     _where_next(ws.root)
+    if summary.proposer_broken:
+        raise typer.Exit(1)
 
 
 def _where_next(root: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pgolf.loop.breaker import ProposerFailure
+
 
 @dataclass
 class ExperimentRecord:
@@ -22,6 +24,7 @@ class ExperimentRecord:
     seconds: float = 0.0
     slot: int = 0
     verdict: dict[str, Any] = field(default_factory=dict)  # the judge's numbers (n, means, sigma, test, p)
+    failure: ProposerFailure | None = None  # the proposer failed: nothing ran, not an experiment done
 
 
 class LoopEvents(Protocol):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pgolf.atomic import atomic_write_text
 from pgolf.logs import RunResult
+from pgolf.loop.breaker import ProposerFailure
 from pgolf.loop.events import ExperimentRecord
 from pgolf.loop.inflight import InFlight
 from pgolf.loop.judging import REPLICATE_PREFIX, Candidate, decision_of, screened_count, verdict_for
@@ -15,6 +16,7 @@ from pgolf.loop.lab import TIER, Lab, code_lines, write_json
 from pgolf.loop.outcome import hard_decision, ledger_row, run_facts, with_reason
 from pgolf.loop.preflight import preflight
 from pgolf.loop.proposers.base import Proposal, ProposalContext, Proposer
+from pgolf.loop.setup_check import never_stepped, setup_failure
 from pgolf.loop.slots import Slot
 from pgolf.status import Status
 from pgolf.workspace import TRAIN_SCRIPT
@@ -54,6 +56,11 @@ def _measure(lab: Lab, slot: Slot, state: InFlight, scored: str, *, oversize_ok:
     failed, _gates = hard_decision(run_facts(outcome, result), artifact_limit=lab.ruleset.artifact_limit_bytes,
                                    wallclock_seconds=lab.config.tiers.local.wallclock_seconds,
                                   step_limited=lab.config.tiers.local.step_limited)
+    noise_point = state.kind == "baseline" and not state.candidate
+    if noise_point and failed and failed.status in (Status.CRASH, Status.TIMEOUT) \
+            and never_stepped(outcome.log_path, result):
+        state.clear(lab.ws)  # the script cannot start here: a setup error, never a noise-floor row
+        raise setup_failure(state.run_id, outcome.log_path, failed.reason)
     if failed and failed.status == Status.OVERSIZE and oversize_ok:
         failed = None
     status, reason = (failed.status, failed.reason) if failed else (scored, "")
@@ -94,23 +101,29 @@ def run_proposal(lab: Lab, slot: Slot, proposer: Proposer, others: Sequence[str]
         return _no_run(lab, state, proposal, Status.ABORTED, "stopped by the user during the proposal", proposer), None
     if proposal.rejected:
         return _no_run(lab, state, proposal, Status.REJECTED, proposal.rejected, proposer), None
+    if proposal.failure is not None:
+        return _no_run(lab, state, proposal, Status.SKIPPED, proposal.description, proposer,
+                       failure=proposal.failure), None
     if not proposal.changed:
         return _no_run(lab, state, proposal, Status.SKIPPED, "no change to run", proposer, best_bpb), None
     return _run_change(lab, slot, state, proposer, ctx)
 
 
 def _no_run(lab: Lab, state: InFlight, proposal: Proposal, status: str, reason: str, proposer: Proposer,
-            score: float | None = None) -> ExperimentRecord:
+            score: float | None = None, failure: ProposerFailure | None = None) -> ExperimentRecord:
     """Record a proposal that is not run (rejected, skipped, aborted) against the best commit."""
     row = _row(state, status, None, reason)
-    write_json(lab.folder(state.run_id).decision, {"status": status, "reason": reason})
+    decision: dict[str, object] = {"status": status, "reason": reason}
+    if failure is not None:
+        decision["proposer_failure"] = failure.as_dict()  # exit code and stderr tail, for `pgolf show`
+    write_json(lab.folder(state.run_id).decision, decision)
     with lab.refs.lock:
         lab.ledger.append(row)
         if state.proposal_state:
             proposer.observe(state.proposal_state, status, score)
         state.clear(lab.ws)
         lab.refresh_program()
-    return lab.finish(state, status, None, reason, 0.0)
+    return lab.finish(state, status, None, reason, 0.0, failure=failure)
 
 
 def _run_change(lab: Lab, slot: Slot, state: InFlight, proposer: Proposer, ctx: ProposalContext) -> Screened:

@@ -43,8 +43,9 @@ class InFlight:
         (ws.running_dir / f"{self.run_id}.json").unlink(missing_ok=True)
 
 
-def load_all(ws: Workspace) -> tuple[list[InFlight], list[str]]:
-    """Every run left in flight, oldest run id first, and a line for each damaged file (removed)."""
+def load_all(ws: Workspace, *, remove_damaged: bool = True) -> tuple[list[InFlight], list[str]]:
+    """Every run left in flight, oldest run id first, and a line for each damaged file (removed, unless a
+    reader such as `pgolf status` only looks)."""
     found, problems = [], []
     names = {f.name for f in fields(InFlight)}
     folder = ws.running_dir
@@ -56,5 +57,6 @@ def load_all(ws: Workspace) -> tuple[list[InFlight], list[str]]:
             found.append(InFlight(**{k: v for k, v in data.items() if k in names}))
         except (OSError, ValueError, TypeError, UnicodeDecodeError) as err:
             problems.append(f"ignored a damaged {path.name} ({err})")
-            path.unlink(missing_ok=True)
+            if remove_damaged:
+                path.unlink(missing_ok=True)
     return found, problems

@@ -26,8 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from pgolf.submission.stats import student_t_sf as t_sf
-
 Action = Literal["replicate", "keep", "discard"]
 
 _TAIL = 0.1  # the share of α left for candidates past the horizon, spent as 1/j² (Σ 1/j² = π²/6)
@@ -293,6 +291,15 @@ def _ratio(num: float, den: float) -> float:
 
 
 # -- Student's t: the tail is pgolf.submission.stats' (incomplete beta, no scipy); the quantile inverts it --
+
+
+def t_sf(t: float, dof: int) -> float:
+    """P(T > t) for Student's t with `dof` degrees of freedom (submission.stats' tail, loaded on first use
+    so that `pgolf status`, which reads pooled σ, imports nothing of pgolf.submission)."""
+    from pgolf.submission.stats import student_t_sf
+
+    return student_t_sf(t, dof)
+
 
 def t_isf(p: float, dof: int) -> float:
     """The t with P(T > t) = p (bisection on t_sf; p in (0, 1))."""

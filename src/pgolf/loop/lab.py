@@ -20,6 +20,7 @@ from pgolf.compute.local import LocalBackend
 from pgolf.config import PgolfConfig
 from pgolf.ledger import LedgerRow
 from pgolf.logs import RunResult, read_run_result
+from pgolf.loop.breaker import ProposerFailure
 from pgolf.loop.events import ExperimentRecord, LoopEvents, QuietEvents
 from pgolf.loop.hyperparams import find, read_hyperparameters
 from pgolf.loop.inflight import InFlight
@@ -189,12 +190,12 @@ class Lab:
 
     def finish(self, state: InFlight, status: str, result: RunResult | None, reason: str, seconds: float,
                gain: float | None = None, promoted: str = "no",
-               verdict: dict[str, Any] | None = None) -> ExperimentRecord:
+               verdict: dict[str, Any] | None = None, failure: ProposerFailure | None = None) -> ExperimentRecord:
         """The record of a recorded run, told to the display."""
         record = ExperimentRecord(
             run_id=state.run_id, kind=state.kind, status=status, description=state.description,
             commit=state.commit, val_bpb=result.val_bpb if result else None, reason=reason, gain=gain,
-            promoted=promoted, seconds=seconds, slot=state.slot, verdict=verdict or {},
+            promoted=promoted, seconds=seconds, slot=state.slot, verdict=verdict or {}, failure=failure,
         )
         self.events.run_finished(record)
         return record

@@ -16,6 +16,7 @@ from pgolf import git
 from pgolf.compute.base import Backend
 from pgolf.config import PgolfConfig
 from pgolf.errors import ConfigError, LockedError, PgolfError
+from pgolf.loop.breaker import ProposerBreaker
 from pgolf.loop.events import ExperimentRecord, LoopEvents, QuietEvents
 from pgolf.loop.hyperparams import find, read_hyperparameters
 from pgolf.loop.lab import Lab
@@ -25,6 +26,7 @@ from pgolf.loop.proposers.base import Proposer
 from pgolf.loop.recovery import recover
 from pgolf.loop.refs import BEST_BRANCH, EXPLORE_BRANCH
 from pgolf.loop.scheduler import Scheduler
+from pgolf.loop.setup_check import FirstStepsWatch, check_before_start
 from pgolf.loop.slots import plan_slots
 from pgolf.workspace import Workspace
 
@@ -38,10 +40,12 @@ class LoopSummary:
     records: list[ExperimentRecord] = field(default_factory=list)
     stop_reason: str = ""
     recovered: str | None = None
+    proposer_broken: bool = False  # stopped by the proposer-failure breaker: `pgolf run` exits 1
 
     @property
     def experiments(self) -> list[ExperimentRecord]:
-        return [r for r in self.records if r.kind == "experiment"]
+        """Experiments done: a proposer's failure is not one (nothing ran)."""
+        return [r for r in self.records if r.kind == "experiment" and r.failure is None]
 
 
 @contextlib.contextmanager
@@ -180,7 +184,9 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
     max_hours = hours if hours is not None else config.loop.max_hours
     summary = LoopSummary()
     cancel = threading.Event()
-    with workspace_lock(ws), _Signals(cancel, events) as signals:
+    watch = FirstStepsWatch(events, ws.run_dir, wallclock_seconds=config.tiers.local.wallclock_seconds,
+                            env=config.tiers.local.env)
+    with workspace_lock(ws), watch as events, _Signals(cancel, events) as signals:
         lab = Lab(ws, config, backend=backend, events=events, cancel=cancel, stop=signals.stop)
         if first_seed is not None:
             lab.first_seed = first_seed
@@ -199,13 +205,23 @@ def run_loop(ws: Workspace, *, experiments: int | None = None, hours: float | No
         slots = plan_slots(config.tiers.local)
         chosen = proposer or make_proposer(kind, ws, config)
         start, spent_at_start = clock(), ws.budget(config).status().spent_usd
+        breaker = ProposerBreaker(config.proposer.max_failures)
+        check_before_start(ws, config, lab.refs.best_commit(), events)  # one line, not a doomed baseline
 
         def limit(started: int) -> str:
-            return _limit_reached(started, max_experiments, start, max_hours, clock, ws, config, spent_at_start,
-                                  kind, signals.stop.is_set())
+            if breaker.tripped:
+                return breaker.tripped
+            # A proposer's failure ran nothing: it is not an experiment done.
+            return _limit_reached(started - breaker.failures, max_experiments, start, max_hours, clock, ws,
+                                  config, spent_at_start, kind, signals.stop.is_set())
 
         def after(record: ExperimentRecord) -> None:
-            if record.kind == "experiment":
+            if record.kind != "experiment":
+                return  # baselines and replicates say nothing about the proposer
+            if tripped := breaker.observe(record.failure, events.message):
+                summary.proposer_broken = True
+                events.message(f"stopping: {tripped}")
+            if record.failure is None:
                 _run_promotions(ws, config, events, signals)
 
         scheduler = Scheduler(lab, slots, chosen, limit, on_record=after)

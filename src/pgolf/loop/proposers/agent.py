@@ -6,11 +6,15 @@ records. Anything else it touches among pgolf's own files is put back.
 
 from __future__ import annotations
 
+import collections
 import os
+import shlex
+import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pgolf import git
 from pgolf.atomic import atomic_write_text
@@ -18,6 +22,7 @@ from pgolf.compute.local import kill_group
 from pgolf.compute.runpod import API_KEY_ENV as RUNPOD_KEY_ENV
 from pgolf.config import PgolfConfig
 from pgolf.errors import ConfigError
+from pgolf.loop.breaker import TAIL_LINES, ProposerFailure
 from pgolf.loop.handoff import build_handoff
 from pgolf.loop.proposers.base import Proposal, ProposalContext
 from pgolf.program import read_sections
@@ -29,6 +34,56 @@ DESCRIPTION_NAME = "description.txt"
 _POLL_SECONDS = 0.2
 # Secrets for paid services pgolf drives itself: an agent has no business starting pods.
 _WITHHELD_KEYS = frozenset({RUNPOD_KEY_ENV})
+# A first word the shell runs itself, or one it expands: what it will run is not known before it runs.
+_SHELL_WORDS = frozenset({"cd", "exec", "if", "for", "while", "case", "{", "(", "!", "time", "nohup", ".",
+                          "source", "command", "builtin", "eval"})
+
+
+def _program(command: str) -> str:
+    """The program a shell command line runs first: its first word after VAR=value (and `env`) prefixes."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return ""
+    while words and "=" in words[0] and not words[0].startswith("="):
+        words.pop(0)
+    if words and words[0] == "env":
+        words.pop(0)
+        while words and (words[0].startswith("-") or "=" in words[0]):
+            words.pop(0)
+    return words[0] if words else ""
+
+
+def check_agent_command(command: str, root: Path) -> None:
+    """Refuse an agent command whose program does not exist, before the first experiment.
+
+    Only the first program is checked, statically (PATH lookup, or the file for a path): nothing runs.
+    """
+    program = _program(command)
+    if not program or program in _SHELL_WORDS or any(c in program for c in "$`*?"):
+        return
+    shown = command if len(command) <= 60 else command[:57] + "…"
+    fix = "install it or change [proposer] agent_command in pgolf.toml"
+    if "/" in program:
+        path = Path(program).expanduser()
+        path = path if path.is_absolute() else root / path
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise ConfigError(f"agent_command {shown!r}: {program} is not an executable file; {fix}")
+    elif shutil.which(program) is None:
+        raise ConfigError(f"agent_command {shown!r}: {program} is not installed (not found on PATH); {fix}")
+
+
+def _tee_stderr(stream: IO[str], log: IO[str], tail: collections.deque[str]) -> None:
+    """Copy the agent's stderr into its log line by line, keeping the last lines for the failure."""
+    try:
+        for line in stream:
+            if line.strip():
+                tail.append(line.rstrip("\n")[:300])
+            log.write(line)
+            log.flush()
+    except (OSError, ValueError):
+        pass  # the log was closed: a grandchild kept stderr open after the agent was done with
+
 
 
 def _agent_environment() -> dict[str, str]:
@@ -74,24 +129,35 @@ class AgentProposer:
         command = config.proposer.agent_command
         if not command:
             raise ConfigError("the agent proposer needs proposer.agent_command in pgolf.toml")
+        check_agent_command(command, ws.root)
         self.ws = ws
         self.command = command
         self.timeout = config.proposer.agent_timeout_seconds
 
-    def _run_agent(self, ctx: ProposalContext, env: dict[str, str]) -> str:
-        """Run the command; return "" when it finished, else why not."""
-        with open(ctx.run_dir / AGENT_LOG, "w", encoding="utf-8") as log:
+    def _run_agent(self, ctx: ProposalContext, env: dict[str, str]) -> ProposerFailure | None:
+        """Run the command; None when it finished well, else the failure with its stderr's last lines."""
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        # Both streams append to one log (O_APPEND), so stdout and stderr interleave as they came.
+        with open(ctx.run_dir / AGENT_LOG, "a", encoding="utf-8") as log:
             proc = subprocess.Popen(self.command, shell=True, cwd=ctx.root, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                    errors="replace", start_new_session=True)
+            assert proc.stderr is not None
+            reader = threading.Thread(target=_tee_stderr, args=(proc.stderr, log, tail), daemon=True)
+            reader.start()
             deadline = time.monotonic() + self.timeout
+            cause = ""
             while proc.poll() is None:
                 if ctx.cancel.is_set() or time.monotonic() > deadline:
                     kill_group(proc.pid)
                     proc.wait()
-                    return "interrupted" if ctx.cancel.is_set() else f"timed out after {self.timeout:.0f} s"
+                    cause = "interrupted" if ctx.cancel.is_set() else f"timed out after {self.timeout:.0f} s"
+                    break
                 time.sleep(_POLL_SECONDS)
-        return "" if proc.returncode == 0 else f"exited with code {proc.returncode}"
+            reader.join(timeout=5)  # a grandchild holding stderr open must not hang the loop
+        if not cause and proc.returncode == 0:
+            return None
+        return ProposerFailure(cause or f"exited with code {proc.returncode}", proc.returncode, tuple(tail))
 
     def _undo_commits(self, root: Path, base: str) -> bool:
         """If the agent committed, move its checkout back to `base`, keeping its changes in the work tree."""
@@ -112,7 +178,7 @@ class AgentProposer:
         env = {**_agent_environment(), "PGOLF_HANDOFF": str(handoff_path), "PGOLF_DESCRIPTION_FILE": str(description_file),
                "PGOLF_WORKSPACE": str(self.ws.root)}
         protected = _snapshot(_protected_files(self.ws) + _protected_files_in(ctx.root))
-        problem = self._run_agent(ctx, env)
+        failure = self._run_agent(ctx, env)
         committed = self._undo_commits(ctx.root, ctx.best_commit)
         restored = _restore(protected)
         notes = []
@@ -126,9 +192,11 @@ class AgentProposer:
         text = "agent: " + (description[0] if description else "no description given")
         if notes:
             text += " [" + "; ".join(notes) + "]"
-        if problem:
+        if failure is not None:
             git.git(ctx.root, "checkout", "-q", "--", TRAIN_SCRIPT)
-            return Proposal(f"agent {problem}; its change was not run", changed=False)
+            if failure.cause == "interrupted":
+                return Proposal("agent interrupted; its change was not run", changed=False)
+            return Proposal(f"agent failed: {failure.summary()}", changed=False, failure=failure)
         if not changed:
             return Proposal(f"agent made no change to {TRAIN_SCRIPT}", changed=False)
         return Proposal(text)

@@ -12,6 +12,7 @@ from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.config import PgolfConfig
 from pgolf.ledger import LedgerRow
+from pgolf.loop.breaker import ProposerFailure
 from pgolf.loop.noise import NoiseFloor
 from pgolf.workspace import TRAIN_SCRIPT, Workspace
 
@@ -49,7 +50,9 @@ class Proposal:
     """A change made to the working tree, or why there is none.
 
     `rejected` set: the proposal was invalid (recorded as rejected). `changed` false: nothing changed
-    (recorded as skipped). `state` is what the proposer needs back in `observe`, persisted across crashes.
+    (recorded as skipped). `failure` set: the proposer itself failed (also nothing to run; counted by the
+    breaker, not as an experiment). `state` is what the proposer needs back in `observe`, persisted across
+    crashes.
     """
 
     description: str
@@ -57,6 +60,7 @@ class Proposal:
     rejected: str = ""
     source_item: str = ""
     state: dict[str, Any] = field(default_factory=dict)
+    failure: ProposerFailure | None = None
 
 
 class Proposer(Protocol):
