@@ -347,7 +347,8 @@ def _real_session(root: Path, world: str, salt: str, rho: float, experiments: in
     return Outcome(keeps, world_effect(base, world) - world_effect(params, world), runs, experiments)
 
 
-def run_real(sessions: int, experiments: int, rho: float, jobs: int, loop: LoopConfig, policy: KeepPolicy) -> int:
+def run_real(sessions: int, experiments: int, rho: float, jobs: int, loop: LoopConfig, policy: KeepPolicy,
+             offset: int = 0) -> int:
     """`pgolf run` sessions of both worlds, `jobs` at a time; the table beside the simulation's."""
     import tempfile
     import time
@@ -358,7 +359,7 @@ def run_real(sessions: int, experiments: int, rho: float, jobs: int, loop: LoopC
     with tempfile.TemporaryDirectory(prefix="pgolf-validity-") as tmp, ThreadPoolExecutor(jobs) as pool:
         futures = {}
         for name in results:
-            for i in range(sessions):
+            for i in range(offset, offset + sessions):
                 root = Path(tmp) / f"{name}-{i}"
                 root.mkdir()
                 futures[pool.submit(_real_session, root, name, f"real-{name}-{i}", rho, experiments, loop)] = name
@@ -381,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler", choices=("random", "tpe"), default="random")
     parser.add_argument("--real", action="store_true", help="run `pgolf run` in temporary workspaces")
     parser.add_argument("--jobs", type=int, default=2, help="--real: sessions at once")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="--real: number sessions from here (new sessions to add to an earlier measurement)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a [loop] key of the judge (tuning), e.g. --set screen_sigmas=1.2")
     args = parser.parse_args(argv)
@@ -393,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     loop = LoopConfig(**overrides)
     policy = KeepPolicy.from_config(loop)
     if args.real:
-        return run_real(args.sessions or 20, args.experiments, args.rho, args.jobs, loop, policy)
+        return run_real(args.sessions or 20, args.experiments, args.rho, args.jobs, loop, policy, args.offset)
     sessions = args.sessions or 1000
     rows = {
         "old": measure("old", sessions, args.experiments, args.rho, args.sampler, loop, policy),

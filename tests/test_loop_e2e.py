@@ -41,8 +41,8 @@ def test_real_script_baseline_and_three_judged_search_experiments(tmp_path: Path
     ws = init_workspace(tmp_path / "ws", train_script=script, dataset_dir=str(demo_dataset.dataset_dir),
                         tokenizer_path=str(demo_dataset.tokenizer_path), vocab_size=1024,
                         wallclock_seconds=120, timeout_seconds=300, search_space=SPACE,
-                        local_env='OMP_NUM_THREADS = "1"')
-    summary = run_loop(ws, experiments=3)
+                        local_env='OMP_NUM_THREADS = "1"', replicates=2, loop_extra="max_replicates = 2\n")
+    summary = run_loop(ws, experiments=3)  # with at most 2 paired seeds a candidate: a dozen real runs
     lines = ws.results_tsv.read_text().splitlines()
     assert lines[0].split("\t") == list(COLUMNS)
     assert all(len(line.split("\t")) == 16 for line in lines)

@@ -41,6 +41,11 @@ if mode == "misbehave":
 '''
 
 
+def _proposals(ws: Workspace) -> list:
+    """The rows of proposals (not the noise floor, a replicate, or an incumbent's paired run)."""
+    return [r for r in ws.ledger().rows() if not r.description.startswith(("baseline", "replicate of"))]
+
+
 def _with_proposer(ws: Workspace, lines: str) -> None:
     """Append proposer settings to pgolf.toml (left uncommitted, as a user would)."""
     text = ws.config_path.read_text().replace('kind = "search"', lines)
@@ -62,9 +67,9 @@ def test_agent_edits_the_script_and_pgolf_runs_it(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "agent-key")
     ws = _agent_workspace(tmp_path, "edit")
     run_loop(ws, experiments=1)
-    row = ws.ledger().rows()[-1]
-    assert row.description == "agent: halve the matrix learning rate"
-    assert row.status == "keep"  # the fake's optimum is at 0.02
+    (row,) = _proposals(ws)
+    assert row.description.split(" [")[0] == "agent: halve the matrix learning rate"
+    assert row.status == "keep"  # the fake's optimum is at 0.02 (kept after its paired replicates)
     assert git.git(ws.root, "rev-parse", BEST_BRANCH) == row.commit
     assert '"MATRIX_LR", 0.02' in git.git(ws.root, "show", f"{row.commit}:train_gpt.py")
     folder = ws.run_dir(row.run_id)
@@ -79,7 +84,7 @@ def test_agent_that_touches_more_than_the_script_is_contained(tmp_path: Path):
     run_loop(ws, experiments=1)
     rows = ws.ledger().rows()
     assert len(ws.ledger().load().damaged) == 0  # its ledger line was removed
-    row = rows[-1]
+    (row,) = _proposals(ws)
     assert "pgolf undid the agent's own commits" in row.description
     # The agent works in its slot's worktree: its scribble on a results.tsv there never reaches the ledger.
     assert "restored pgolf.toml" in row.description
@@ -92,11 +97,11 @@ def test_agent_that_touches_more_than_the_script_is_contained(tmp_path: Path):
 def test_agent_without_change_is_skipped_and_a_hung_agent_is_stopped(tmp_path: Path):
     ws = _agent_workspace(tmp_path, "none")
     run_loop(ws, experiments=1)
-    row = ws.ledger().rows()[-1]
+    (row,) = _proposals(ws)
     assert row.status == "skipped" and "no change" in row.description
     hung = _agent_workspace(tmp_path / "second", "sleep", timeout=2)
     run_loop(hung, experiments=1)
-    row = hung.ledger().rows()[-1]
+    (row,) = _proposals(hung)
     assert row.status == "skipped" and "timed out after 2 s" in row.description
     assert git.git(hung.root, "status", "--porcelain", "--", "train_gpt.py") == ""
 
@@ -131,10 +136,10 @@ def test_llm_proposer_valid_invalid_and_malformed_replies(tmp_path: Path):
         _use_llm(ws, server.url)
         with pytest.raises(LLMError, match="malformed"):
             run_loop(ws, experiments=5)
-    rows = ws.ledger().rows()
-    statuses = [r.status for r in rows[2:]]
+    rows = _proposals(ws)
+    statuses = [r.status for r in rows]
     assert statuses == ["keep", "rejected", "rejected"]
-    kept, bad, no_diff = rows[2:]
+    kept, bad, no_diff = rows
     assert kept.description.startswith("llm: lower the matrix learning rate")
     assert '"MATRIX_LR", 0.021' in git.git(ws.root, "show", f"{kept.commit}:train_gpt.py")
     assert "does not apply" in bad.description and bad.commit == kept.commit and bad.val_bpb is None
@@ -155,8 +160,8 @@ def test_llm_diff_touching_another_file_is_rejected_and_the_cap_stops_the_loop(t
         _use_llm(ws, server.url)
         ws.config_path.write_text(ws.config_path.read_text().replace("llm_cap_usd = 5.0", "llm_cap_usd = 0.5"))
         summary = run_loop(ws, experiments=5)
-    rows = ws.ledger().rows()
-    assert [r.status for r in rows[2:]] == ["rejected"]
+    rows = _proposals(ws)
+    assert [r.status for r in rows] == ["rejected"]
     assert "only train_gpt.py may change" in rows[-1].description
     assert summary.stop_reason.startswith("LLM spend limit reached")
 

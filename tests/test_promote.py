@@ -186,8 +186,9 @@ def test_cancel_stops_the_run_and_the_queue(sshd: LocalSshd, tmp_path: Path):
     threading.Thread(target=cancel_once_running, daemon=True).start()
     results = run_promotion_queue(ws, ws.config(), cancel=cancel)
 
-    assert [(r.plan.run_id, r.status) for r in results] == [("L1", "crash")], "L2 is never started"
-    assert "interrupted" in results[0].reason and results[0].cost_usd > 0
+    # The same rule as a local run stopped by the user (pgolf.loop.outcome): aborted, with what it cost.
+    assert [(r.plan.run_id, r.status) for r in results] == [("L1", "aborted")], "L2 is never started"
+    assert "stopped by the user" in results[0].reason and results[0].cost_usd > 0
     assert _promoted(ws, "L2") == "pending"
     (entry,) = ws.budget().history()
     assert entry.state == "settled" and entry.actual_usd == pytest.approx(results[0].cost_usd)

@@ -1,1 +1,2 @@
-"""The experiment loop: lifecycle, proposers, noise floor, promotion, supervisor."""
+"""The experiment loop: supervisor, scheduler and slots, experiments, the judge, records, recovery,
+proposers, promotion. `pgolf.loop.api.run_proposal` runs one proposal from outside the loop."""

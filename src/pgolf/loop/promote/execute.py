@@ -82,7 +82,8 @@ def promote_run(ws: Workspace, config: PgolfConfig, run_id: str, *, yes: bool = 
     """Plan, check the gates, reserve, run on the remote tier (on the SSH tier: `host`, default its own
     host), settle, and write the ledger rows.
 
-    Setting `cancel` stops the remote run (recorded as crashed, "interrupted", with what it cost).
+    Setting `cancel` stops the remote run (recorded as aborted, "stopped by the user", with what it cost,
+    as a local run is).
     """
     budget = budget or ws.budget(config)
     if not dry_run:
