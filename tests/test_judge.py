@@ -140,6 +140,8 @@ def test_a_first_run_over_the_bar_asks_for_paired_seeds_of_both():
     assert v.candidate_seeds == (1338, 1339, 1340)  # never the screening seed again
     assert v.incumbent_seeds == (1339, 1340)  # only those it has not run
     assert v.alpha == pytest.approx(POLICY.alpha_for(2) / 2)  # two looks share α_3
+    assert v.bar == pytest.approx(0.01 * math.sqrt(1.5)) and v.test.startswith("screen")  # the evidence so far
+    assert v.p_value == pytest.approx(scipy.stats.t.sf(v.gain / v.bar, 20))
 
 
 def test_without_a_noise_estimate_the_incumbent_runs_another_seed():
@@ -185,6 +187,11 @@ def test_interim_look_continues_a_promising_candidate_and_stops_a_futile_one():
     promising = _verdict(*_replicated([0.012, 0.010, 0.011], inc))
     assert promising.action == "replicate"
     assert promising.candidate_seeds == (1341, 1342, 1343) and promising.incumbent_seeds == (1341, 1342, 1343)
+    assert "paired t" in promising.test and promising.p_value > promising.alpha  # the interim look's numbers
+    cand, incumbent = _replicated([0.012, 0.010, 0.011, 0.012], inc + [1.25])  # between the looks
+    between = _verdict(cand, incumbent)
+    assert between.action == "replicate" and between.candidate_seeds == (1342, 1343)
+    assert between.p_value == pytest.approx(promising.p_value)  # still the interim look's evidence
     futile = _verdict(*_replicated([0.004, -0.006, 0.001], inc))
     assert futile.action == "discard" and "stopped early" in futile.reason
 

@@ -161,44 +161,51 @@ def judge(candidate: Sequence[Sample], incumbent: Sequence[Sample], sigma: Sigma
     screen, confirm = candidate[0], [s for s in candidate[1:] if s.seed != candidate[0].seed]
     margin = max(policy.equal_sigmas * sigma.value, policy.min_gain)
     ev = {"sigma": sigma.value, "sigma_dof": sigma.dof, **common}
-    if not confirm:
-        verdict = _screen(screen, incumbent, inc_mean, sigma, policy, alpha_k, margin, simpler, ev)
-        if verdict is not None:
-            return verdict
-    paired = _pairs(confirm, incumbent)
     looks, alpha_look = policy.looks, alpha_k / len(policy.looks)
-    if len(paired) < looks[0] or looks[0] < len(paired) < looks[-1]:
-        target = looks[0] if len(paired) < looks[0] else looks[-1]
-        return _replicate(candidate, incumbent, confirm, target, alpha_look, ev)
+    screening = _screen(screen, incumbent, inc_mean, sigma, policy, alpha_k, margin, simpler, ev)
+    if not confirm and screening.action == "discard":
+        return screening
+    paired = _pairs(confirm, incumbent)
+    if len(paired) < looks[0]:
+        return _replicate(candidate, incumbent, confirm, looks[0], screening, alpha_look)
+    if len(paired) < looks[-1] and len(paired) != looks[0]:  # between the looks: the interim's evidence
+        first = dict(list(paired.items())[:looks[0]])
+        interim = _test(first, sigma, policy, alpha_look, margin, simpler, ev)
+        return _replicate(candidate, incumbent, confirm, looks[-1], interim, alpha_look)
     verdict = _test(paired, sigma, policy, alpha_look, margin, simpler, ev)
     if verdict.action == "keep" or len(paired) >= looks[-1]:
         return verdict
     # The interim look: more seeds only for a candidate whose estimated gain beats the null.
     if verdict.gain > (-margin if simpler else policy.min_gain):
-        return _replicate(candidate, incumbent, confirm, looks[-1], alpha_look, ev)
+        return _replicate(candidate, incumbent, confirm, looks[-1], verdict, alpha_look)
     return replace(verdict, reason=verdict.reason + "; stopped early: no more seeds")
 
 
 # -- the steps ----------------------------------------------------------------------------------------
 
 def _screen(screen: Sample, incumbent: Sequence[Sample], inc_mean: float, sigma: Sigma, policy: KeepPolicy,
-            alpha_k: float, margin: float, simpler: bool, ev: dict[str, Any]) -> Verdict | None:
-    """Discard on a first run below the bar; None when it clears the bar (then replicate)."""
+            alpha_k: float, margin: float, simpler: bool, ev: dict[str, Any]) -> Verdict:
+    """The first run against the bar: discard below it, else "replicate" (its seeds are named by the caller)."""
     gain = inc_mean - screen.val_bpb
     spread = sigma.value * math.sqrt(1 + 1 / len(incumbent))  # σ of (first run − incumbent mean)
     bar = -margin if simpler else max(policy.screen_sigmas * spread, policy.min_gain)
     p = t_sf(_ratio(gain, spread), sigma.dof)  # evidence of any gain in this one run (reported, not tested)
+    test = "screen: first run vs the incumbent's mean"
     if gain > bar or (gain == bar and simpler):
-        return None
+        return Verdict("replicate", (), (), 1, test=test, p_value=p, alpha=alpha_k, bar=bar, gain=gain,
+                       reason=f"first run cleared the screening bar {bar:+.4f}", **ev)
     what = "worse than the incumbent by more than the equality margin" if simpler else "below the screening bar"
-    return Verdict("discard", (), (), 1, test="screen: first run vs the incumbent's mean", p_value=p,
-                   alpha=alpha_k, bar=bar, gain=gain,
+    return Verdict("discard", (), (), 1, test=test, p_value=p, alpha=alpha_k, bar=bar, gain=gain,
                    reason=f"first run gain {gain:+.4f} is {what} {bar:+.4f} (σ {sigma.value:.4f})", **ev)
 
 
 def _replicate(candidate: Sequence[Sample], incumbent: Sequence[Sample], confirm: Sequence[Sample], target: int,
-               alpha_look: float, ev: dict[str, Any]) -> Verdict:
-    """Name the paired seeds still to run so that the test has `target` pairs."""
+               evidence: Verdict, alpha_look: float) -> Verdict:
+    """Name the paired seeds still to run so that the test has `target` pairs.
+
+    The verdict keeps the evidence so far (the screening or the interim look: its test, p-value and bar)
+    and the level of the look to come.
+    """
     screen_seed = candidate[0].seed
     have = _unique(s.seed for s in confirm)
     inc_seeds = _unique(s.seed for s in incumbent)
@@ -211,13 +218,12 @@ def _replicate(candidate: Sequence[Sample], incumbent: Sequence[Sample], confirm
     cand_todo = tuple(s for s in want if s not in have)
     inc_todo = tuple(s for s in want if s not in inc_seeds)
     paired = _pairs(confirm, incumbent)
-    gain = _mean(paired.values()) if paired else ev["incumbent_mean"] - candidate[0].val_bpb
-    n = len(paired) if paired else 1
+    gain = _mean(paired.values()) if paired else evidence.gain
     first = "first run cleared the screening bar" if not confirm else f"promising after {len(paired)} paired seeds"
-    return Verdict("replicate", cand_todo, inc_todo, n, test="replicate", p_value=None, alpha=alpha_look,
-                   bar=None, gain=gain,
+    return replace(evidence, action="replicate", candidate_seeds=cand_todo, incumbent_seeds=inc_todo,
+                   n=len(paired) or 1, alpha=alpha_look, gain=gain,
                    reason=f"{first} (gain {gain:+.4f}): {len(cand_todo)} more candidate run(s), "
-                          f"{len(inc_todo)} incumbent run(s), for {target} paired seeds", **ev)
+                          f"{len(inc_todo)} incumbent run(s), for {target} paired seeds")
 
 
 def _test(paired: Mapping[int, float], sigma: Sigma, policy: KeepPolicy, alpha_look: float, margin: float,
