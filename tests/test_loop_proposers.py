@@ -99,10 +99,15 @@ def test_agent_without_change_is_skipped_and_a_hung_agent_is_stopped(tmp_path: P
     run_loop(ws, experiments=1)
     (row,) = _proposals(ws)
     assert row.status == "skipped" and "no change" in row.description
+    # A hung agent is a proposer failure: not an experiment done, so the loop tries again until the
+    # breaker ([proposer] max_failures, 2 here) stops it with the cause.
     hung = _agent_workspace(tmp_path / "second", "sleep", timeout=2)
-    run_loop(hung, experiments=1)
-    (row,) = _proposals(hung)
-    assert row.status == "skipped" and "timed out after 2 s" in row.description
+    hung.config_path.write_text(hung.config_path.read_text().replace("[proposer]\n", "[proposer]\nmax_failures = 2\n"))
+    summary = run_loop(hung, experiments=1)
+    rows = _proposals(hung)
+    assert len(rows) == 2
+    assert all(r.status == "skipped" and "timed out after 2 s" in r.description for r in rows)
+    assert "failed 2 times in a row" in summary.stop_reason
     assert git.git(hung.root, "status", "--porcelain", "--", "train_gpt.py") == ""
 
 
