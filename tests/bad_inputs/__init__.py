@@ -1,0 +1,1 @@
+"""The bad-input corpus: one table of hostile or broken inputs, each run through the real `pgolf`."""
