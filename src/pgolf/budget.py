@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,12 +17,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 from pgolf.config import BudgetConfig
 from pgolf.errors import BudgetRefused
+from pgolf.statefile import INTEGER, NUMBER, OBJECT, STRING
 
 EntryKind = Literal["run", "llm"]
 EntryState = Literal["reserved", "settled", "released"]
+KINDS = ("run", "llm")
+STATES = ("reserved", "settled", "released")
+
+# budget.json entries: name -> (kind, required, nullable). Nothing else may be in an entry.
+_ENTRY_FIELDS = {
+    "id": (STRING, True, False), "kind": (STRING, True, False), "state": (STRING, True, False),
+    "estimated_usd": (NUMBER, True, False), "actual_usd": (NUMBER, True, True),
+    "created_at": (NUMBER, True, False), "settled_at": (NUMBER, False, True), "gpus": (INTEGER, False, False),
+    "seconds": (NUMBER, False, True), "description": (STRING, False, False), "run_id": (STRING, False, False),
+    "extra": (OBJECT, False, False),
+}
+_MAX_GPUS = 1024
+_FUTURE_SLACK_S = 86_400.0  # clocks differ; a day ahead is damage, not skew
+_ORDER_SLACK_S = 3_600.0  # settled a little "before" it was created: a clock step, not damage
+_REFUSE = "refusing to spend until it is repaired"
 
 
 @dataclass
@@ -107,21 +125,52 @@ class BudgetManager:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _read(self) -> list[BudgetEntry]:
+        """Every entry, each validated; any damage refuses (a NaN or negative cost would open the gates)."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except json.JSONDecodeError as err:
-            raise BudgetRefused(f"{self.path}: damaged budget file ({err}); refusing to spend") from None
-        try:
-            return [BudgetEntry(**e) for e in data.get("entries", [])]
-        except (AttributeError, TypeError) as err:
-            raise BudgetRefused(f"{self.path}: damaged budget file (unexpected shape: {err}); "
-                                "refusing to spend") from None
+            data = statefile.load_json(self.path, error=BudgetRefused, missing={}, finite=False, want=dict)
+            entries = statefile.records(self.path, "entries", self._entry, error=BudgetRefused,
+                                        describe=lambda e: str(e.get("id", "")), data=data)
+            statefile.check_tree(data, str(self.path), error=BudgetRefused)  # NaN hidden in an entry's extra
+        except BudgetRefused as err:
+            raise BudgetRefused(f"damaged budget file {err}; {_REFUSE}") from None
+        return entries
+
+    def _entry(self, raw: Any, where: str) -> BudgetEntry:
+        e = statefile.check_fields(raw, _ENTRY_FIELDS, where, error=BudgetRefused, allow_unknown=False)
+
+        def bad(problem: str) -> BudgetRefused:
+            return BudgetRefused(f"{where}: {problem}")
+
+        if e["kind"] not in KINDS:
+            raise bad(f"kind {e['kind']!r} is not one of {', '.join(KINDS)}")
+        if e["state"] not in STATES:
+            raise bad(f"state {e['state']!r} is not one of {', '.join(STATES)}")
+        for name in ("estimated_usd", "actual_usd", "seconds"):
+            if e.get(name) is not None and e[name] < 0:
+                raise bad(f"{name} {e[name]!r} is negative")
+        if e["state"] == "settled" and e["actual_usd"] is None:
+            raise bad("settled but has no actual_usd")
+        if e["kind"] == "llm" and e["state"] != "settled":
+            raise bad(f"an LLM charge is always settled, not {e['state']}")
+        if not 0 <= e.get("gpus", 0) <= _MAX_GPUS:
+            raise bad(f"gpus {e['gpus']!r} is not between 0 and {_MAX_GPUS}")
+        now = self.clock()
+        for name in ("created_at", "settled_at"):
+            value = e.get(name)
+            if value is None:
+                continue
+            if value <= 0:
+                raise bad(f"{name} {value!r} is not a time")
+            if value > now + _FUTURE_SLACK_S:
+                raise bad(f"{name} {value!r} is in the future")
+        if e.get("settled_at") is not None and e["settled_at"] < e["created_at"] - _ORDER_SLACK_S:
+            raise bad("settled_at is before created_at")
+        return BudgetEntry(**e)
 
     def _write(self, entries: list[BudgetEntry]) -> None:
         payload = {"version": 1, "entries": [asdict(e) for e in entries]}
-        atomic_write_text(self.path, json.dumps(payload, indent=1) + "\n")
+        # allow_nan=False: a NaN must never reach the file (every later read would refuse).
+        atomic_write_text(self.path, json.dumps(payload, indent=1, allow_nan=False) + "\n")
 
     def history(self) -> list[BudgetEntry]:
         """Every entry, oldest first."""
@@ -165,6 +214,9 @@ class BudgetManager:
             return self._status(entries)
 
     def _verdict(self, entries: list[BudgetEntry], estimated_usd: float) -> Verdict:
+        if not _usable(estimated_usd):
+            # NaN compares false with everything: it would pass `left < reserve` below.
+            return Verdict(False, f"estimated cost {estimated_usd!r} is not a finite, non-negative amount")
         st = self._status(entries)
         now = self.clock()
         if st.next_paid_allowed_at is not None and now < st.next_paid_allowed_at:
@@ -213,7 +265,13 @@ class BudgetManager:
         with self._locked() as entries:
             entry = self._find_reserved(entries, reservation_id)
             entry.state = "settled"
+            if not _usable(actual_usd):
+                # An unusable measured cost is charged at the (worst-case) estimate, never stored as is.
+                entry.extra["unusable_actual_usd"] = repr(actual_usd)
+                actual_usd = entry.estimated_usd
             entry.actual_usd = actual_usd
+            if seconds is not None and not _usable(seconds):
+                seconds = None
             entry.seconds = seconds
             entry.settled_at = self.clock()
             entry.extra.update(extra or {})
@@ -232,6 +290,8 @@ class BudgetManager:
 
     def can_spend_llm(self, estimated_usd: float = 0.0) -> Verdict:
         """Whether an LLM call of this estimated cost stays under the LLM cap."""
+        if not _usable(estimated_usd):
+            return Verdict(False, f"estimated LLM cost {estimated_usd!r} is not a finite, non-negative amount")
         st = self.status()
         if st.llm_spent_usd + estimated_usd > st.llm_cap_usd:
             return Verdict(False, f"LLM cap: ${st.llm_spent_usd:.4f} spent of ${st.llm_cap_usd:.2f}")
@@ -240,6 +300,8 @@ class BudgetManager:
     def record_llm(self, cost_usd: float, *, description: str = "", input_tokens: int = 0,
                    output_tokens: int = 0) -> BudgetEntry:
         """Record one LLM call's cost (always recorded, even when it crosses the cap)."""
+        if not _usable(cost_usd):
+            raise BudgetRefused(f"LLM call cost {cost_usd!r} is not a finite, non-negative amount")
         with self._locked() as entries:
             entry = BudgetEntry(
                 id=uuid.uuid4().hex[:12], kind="llm", state="settled", estimated_usd=cost_usd,
@@ -249,3 +311,9 @@ class BudgetManager:
             )
             entries.append(entry)
             return entry
+
+
+def _usable(amount: float) -> bool:
+    """A finite, non-negative number of dollars (or seconds)."""
+    return isinstance(amount, int | float) and not isinstance(amount, bool) and math.isfinite(amount) \
+        and amount >= 0

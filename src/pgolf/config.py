@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tomllib
+import shlex
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -18,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from pgolf import statefile
 from pgolf.errors import ConfigError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
 
@@ -25,22 +27,47 @@ CONFIG_FILENAME = "pgolf.toml"
 
 
 class _Section(BaseModel):
-    """Every section rejects unknown keys, so a typo is an error, not a silent default."""
+    """Every section rejects unknown keys, so a typo is an error, not a silent default; no number may be
+    nan or inf (`total_usd = inf` would open every budget gate)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Sane maxima for counts: a value beyond them is a typo or an attack (noise_seeds = 10**30 exhausts memory).
+_MAX_SEEDS = 100
+_MAX_GPUS = 1024
+_MAX_COUNT = 1_000_000
+_MAX_RETRIES = 100
+_MAX_BYTES = 10**12
+
+
+def _command_line(value: str | None) -> str | None:
+    """A command pgolf splits into argv: not empty, quotes balanced (checked at load, not mid-run)."""
+    if value is None:
+        return value
+    try:
+        argv = shlex.split(value)
+    except ValueError as err:
+        raise ValueError(f"cannot be split into arguments ({err}: check its quotes)") from None
+    if not argv:
+        raise ValueError("is empty: give the command that trains, e.g. 'python train_gpt.py'")
+    return value
+
+
+CommandLine = Annotated[str, AfterValidator(_command_line)]
 
 
 class RulesOverrides(_Section):
     """Per-workspace overrides of the ruleset's constants (rarely needed)."""
 
-    artifact_limit_bytes: int | None = Field(default=None, gt=0)
+    artifact_limit_bytes: int | None = Field(default=None, gt=0, le=_MAX_BYTES)
     train_seconds: float | None = Field(default=None, gt=0)
     eval_seconds: float | None = Field(default=None, gt=0)
     gpu_kind: str | None = None
-    gpu_count: int | None = Field(default=None, gt=0)
+    gpu_count: int | None = Field(default=None, gt=0, le=_MAX_GPUS)
     record_margin_nats: float | None = Field(default=None, ge=0)
     significance_p: float | None = Field(default=None, gt=0, lt=1)
-    min_seeds: int | None = Field(default=None, ge=1)
+    min_seeds: int | None = Field(default=None, ge=1, le=_MAX_SEEDS)
 
 
 class DataConfig(_Section):
@@ -48,13 +75,13 @@ class DataConfig(_Section):
 
     dataset_dir: str = "data/datasets/fineweb10B_sp1024"
     tokenizer_path: str = "data/tokenizers/fineweb_1024_bpe.model"
-    vocab_size: int = Field(default=1024, gt=0)
+    vocab_size: int = Field(default=1024, gt=0, le=65536)  # shards hold uint16 token ids
 
 
 class LocalTier(_Section):
     """This machine: CPU, one GPU, or torchrun over local GPUs."""
 
-    command: str = "python train_gpt.py"
+    command: CommandLine = "python train_gpt.py"
     env: dict[str, str] = Field(default_factory=dict)
     wallclock_seconds: float = Field(default=600.0, gt=0)
     timeout_seconds: float = Field(default=1800.0, gt=0)
@@ -91,16 +118,16 @@ class SshTier(_Section):
 
     host: str
     user: str | None = None
-    port: int = 22
+    port: int = Field(default=22, gt=0, le=65535)
     identity_file: str | None = None
     remote_dir: str = "pgolf-runs"
     data_dir: str | None = None
     python: str = "python3"
-    gpus: int = Field(default=8, gt=0)
+    gpus: int = Field(default=8, gt=0, le=_MAX_GPUS)
     price_per_gpu_hour: float = Field(default=0.0, ge=0)
     env: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=1800.0, gt=0)
-    command: str = REMOTE_COMMAND
+    command: CommandLine = REMOTE_COMMAND
     sync_data: bool = False
     fetch: list[str] = Field(default_factory=lambda: list(REMOTE_FETCH))
     slots: int = Field(default=1, gt=0, le=64)  # promotions run on the host at once
@@ -112,11 +139,11 @@ class RunpodTier(_Section):
 
     api_url: str = "https://rest.runpod.io/v1"
     gpu_type: str = "NVIDIA H100 80GB HBM3"
-    gpu_count: int = Field(default=8, gt=0)
+    gpu_count: int = Field(default=8, gt=0, le=_MAX_GPUS)
     image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
     cloud_type: Literal["SECURE", "COMMUNITY"] = "SECURE"
-    container_disk_gb: int = Field(default=50, gt=0)
-    volume_gb: int = Field(default=0, ge=0)
+    container_disk_gb: int = Field(default=50, gt=0, le=_MAX_COUNT)
+    volume_gb: int = Field(default=0, ge=0, le=_MAX_COUNT)
     network_volume_id: str | None = None
     data_dir: str = "/workspace/data"
     env: dict[str, str] = Field(default_factory=dict)
@@ -127,7 +154,7 @@ class RunpodTier(_Section):
     ssh_user: str = "root"
     identity_file: str | None = None
     remote_dir: str = "/workspace/pgolf-runs"
-    command: str = REMOTE_COMMAND
+    command: CommandLine = REMOTE_COMMAND
     sync_data: bool = False
     fetch: list[str] = Field(default_factory=lambda: list(REMOTE_FETCH))
 
@@ -158,14 +185,14 @@ class BudgetConfig(_Section):
     price_per_gpu_hour: float = Field(default=2.5, ge=0)
     min_seconds_between_paid_runs: float = Field(default=3600.0, ge=0)
     llm_cap_usd: float = Field(default=5.0, ge=0)
-    confirm_min_gpus: int = Field(default=8, gt=0)
+    confirm_min_gpus: int = Field(default=8, gt=0, le=_MAX_GPUS)
     auto_confirm: bool = False
 
 
 class LoopConfig(_Section):
     """The experiment loop's decisions and limits."""
 
-    noise_seeds: int = Field(default=2, ge=2)
+    noise_seeds: int = Field(default=2, ge=2, le=_MAX_SEEDS)
     # The keep decision (pgolf.loop.judge; defaults tuned by benchmarks/bench_validity.py).
     min_gain: float = Field(default=0.002, ge=0, le=1)  # a keep must beat the incumbent by more than this
     alpha: float = Field(default=0.05, gt=0, le=0.5)  # per session: chance of keeping any change that is not better
@@ -178,8 +205,8 @@ class LoopConfig(_Section):
     equal_sigmas: float = Field(default=2.0, ge=0, le=10)  # "equal within the noise": loss allowed a shorter script
     alpha_horizon: int = Field(default=8, ge=1, le=10_000)  # screened-in candidates that share 90% of alpha
     promotion_threshold: float = Field(default=0.03, ge=0)
-    artifact_margin_bytes: int = Field(default=100_000, ge=0)
-    max_experiments: int | None = Field(default=None, gt=0)
+    artifact_margin_bytes: int = Field(default=100_000, ge=0, le=_MAX_BYTES)
+    max_experiments: int | None = Field(default=None, gt=0, le=_MAX_COUNT)
     max_hours: float | None = Field(default=None, gt=0)
     max_usd: float | None = Field(default=None, ge=0)
 
@@ -205,8 +232,8 @@ class ProposerConfig(_Section):
     """What proposes the next change: built-in search, an external agent, or an LLM."""
 
     kind: Literal["search", "agent", "llm"] = "search"
-    seed: int = 0
-    agent_command: str | None = None
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # samplers take 32-bit seeds
+    agent_command: CommandLine | None = None
     agent_timeout_seconds: float = Field(default=1800.0, gt=0)
     max_failures: int = Field(default=3, ge=1, le=100)  # proposer failures in a row that stop the loop
     search_space: dict[str, SearchParam] = Field(default_factory=dict)
@@ -223,8 +250,8 @@ class LlmConfig(_Section):
     input_usd_per_mtok: float = Field(default=0.15, ge=0)
     output_usd_per_mtok: float = Field(default=0.60, ge=0)
     timeout_seconds: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-    max_tokens: int = Field(default=4096, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=_MAX_RETRIES)
+    max_tokens: int = Field(default=4096, gt=0, le=_MAX_COUNT)
 
 
 _DURATION = r"^\d+(\.\d+)?[mhdw]$"  # "90m", "48h", "7d", "2w"; parsed by pgolf.research.fetch.parse_duration
@@ -238,7 +265,7 @@ class _ResearchSource(_Section):
     since: str | None = Field(default=None, pattern=_DURATION)
     timeout_seconds: float = Field(default=120.0, gt=0)
     min_interval_seconds: float = Field(default=0.0, ge=0)
-    max_items: int = Field(default=200, gt=0)
+    max_items: int = Field(default=200, gt=0, le=_MAX_COUNT)
 
 
 class ArxivSource(_ResearchSource):
@@ -264,7 +291,7 @@ class OpenReviewSource(_ResearchSource):
         "quantization", "compression", "small language model", "tokenizer", "test-time training",
         "efficient training", "optimizer"])
     page_size: int = Field(default=1000, gt=0, le=1000)
-    max_pages: int = Field(default=10, gt=0)
+    max_pages: int = Field(default=10, gt=0, le=_MAX_COUNT)
 
 
 class SemanticScholarSource(_ResearchSource):
@@ -286,7 +313,7 @@ class GithubPrsSource(_ResearchSource):
         "openai/parameter-golf", "KellerJordan/modded-nanogpt", "karpathy/autoresearch"])
     records_repo: str = "openai/parameter-golf"
     page_size: int = Field(default=100, gt=0, le=100)
-    max_pages: int = Field(default=10, gt=0)
+    max_pages: int = Field(default=10, gt=0, le=_MAX_COUNT)
 
 
 class GithubCodeSource(_ResearchSource):
@@ -347,7 +374,7 @@ class ResearchConfig(_Section):
     grader: Literal["heuristic", "llm"] = "heuristic"
     since: str = Field(default="48h", pattern=_DURATION)
     relevance_floor: RelevanceFloor = Field(default_factory=RelevanceFloor)
-    max_retries: int = Field(default=3, ge=0)
+    max_retries: int = Field(default=3, ge=0, le=_MAX_RETRIES)
     retry_base_seconds: float = Field(default=2.0, ge=0)
     retry_max_seconds: float = Field(default=60.0, ge=0)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -377,7 +404,7 @@ def _describe(err: ValidationError, source: str) -> str:
     """One line naming the first bad key path and the problem."""
     first = err.errors()[0]
     path = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
     more = len(err.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{source}: {path}: {problem}{tail}"
@@ -394,24 +421,15 @@ def parse_config(data: dict[str, Any], source: str = CONFIG_FILENAME) -> PgolfCo
 
 
 def load_config(path: Path) -> PgolfConfig:
-    """Read and validate a pgolf.toml file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    return parse_config(data, str(path))
+    """Read and validate a pgolf.toml file (guarded: size, UTF-8, nesting; see pgolf.statefile)."""
+    return parse_config(statefile.load_toml(path, error=ConfigError), str(path))
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
     """KEY=VALUE lines of a .env file; comments and blank lines skipped, quotes stripped."""
     values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = statefile.read_text(path, max_bytes=statefile.CONFIG_MAX_BYTES, error=ConfigError, missing_ok=True)
+    for line in (text or "").splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pgolf import statefile
 from pgolf import status as st
 from pgolf.atomic import atomic_write_text
 
@@ -102,17 +103,25 @@ def _format_cell(value: Any) -> str:
     return clean_text(str(value))
 
 
+_MAX_LEDGER_BYTES = 4 * 1024**3
 _INT_FIELDS = {"artifact_bytes", "seed", "steps"}
 _FLOAT_FIELDS = {"val_bpb", "memory_gb", "train_seconds"}
+
+
+def _finite(cell: str) -> float:
+    value = float(cell)
+    if not math.isfinite(value):  # a nan or -inf val_bpb would become the best run
+        raise ValueError(cell)
+    return value
 
 
 def _parse_cell(name: str, cell: str) -> Any:
     if name in _INT_FIELDS:
         return int(cell) if cell else None
     if name in _FLOAT_FIELDS:
-        return float(cell) if cell else None
+        return _finite(cell) if cell else None
     if name == "cost_usd":
-        return float(cell) if cell else 0.0
+        return _finite(cell) if cell else 0.0
     return cell
 
 
@@ -187,9 +196,9 @@ class Ledger:
         """Every complete row; damaged lines are listed, never fatal."""
         rows: list[LedgerRow] = []
         damaged: list[DamagedLine] = []
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        # A folder or a pipe where results.tsv belongs is one error line (a pipe would block forever).
+        data = statefile.read_bytes(self.path, max_bytes=_MAX_LEDGER_BYTES, missing_ok=True)
+        if data is None:
             return LedgerContents(rows, damaged)
         text = data.decode("utf-8", errors="replace")
         lines = text.split("\n")

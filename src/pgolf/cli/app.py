@@ -182,12 +182,10 @@ def run(args: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="pgolf")
     except PgolfError as err:
-        from rich.markup import escape
+        from pgolf.cli._common import say
 
-        from pgolf.cli._common import err_console
-
-        # Messages name config tables such as [tiers.runpod]: never let Rich read them as markup.
-        err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        # Messages name config tables such as [tiers.runpod] and hostile paths: printed as text.
+        say("[bold red]error:[/] {}", err, err=True)
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
         from pgolf.cli._common import err_console
