@@ -91,11 +91,11 @@ def loads_json(text: str, where: str, *, error: ErrorType = DataError, finite: b
     try:
         data = json.loads(text)  # NaN and Infinity become floats that check_tree names by their path
     except json.JSONDecodeError as err:
-        raise _fail(error, where, f"invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
+        raise _fail(error, where, f"not valid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
     except RecursionError:
         raise _fail(error, where, f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:  # an integer longer than Python converts (4,300 digits)
-        raise _fail(error, where, "invalid JSON (a number with thousands of digits)") from None
+        raise _fail(error, where, "not valid JSON (a number with thousands of digits)") from None
     check_tree(data, where, error=error, finite=finite)
     return data
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 from pgolf.errors import DataError
 from pgolf.logs import parse_log
+from pgolf.statefile import NUMBER, STRING
 
 RECORD_TRACK = "track_10min_16mb"
 NON_RECORD_TRACK = "track_non_record_16mb"
@@ -265,8 +268,8 @@ def record_from_files(
     value: float | None = None
     source = ""
     raw = submission.get("val_bpb")
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        value, source = float(raw), "submission.json"
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
+        value, source = float(raw), "submission.json"  # a NaN or inf is no score: never the frontier
     if value is None and readme:
         value = readme_val_bpb(readme)
         source = "readme" if value is not None else ""
@@ -312,17 +315,12 @@ class ScanReport:
 
 def _read_submission(path: Path, warnings: list[str]) -> dict[str, Any] | None:
     """A submission.json's object; None when absent, and a warning naming the file when unusable."""
-    if not path.is_file():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, json.JSONDecodeError) as err:
-        warnings.append(f"{path}: not valid JSON ({err}); scored from the README or logs instead")
+        # finite=False: a NaN score is dropped by record_from_files, the rest of the file still counts.
+        return statefile.load_json(path, missing=None, finite=False, want=dict)
+    except DataError as err:
+        warnings.append(f"{err}; scored from the README or logs instead")
         return None
-    if not isinstance(data, dict):
-        warnings.append(f"{path}: not a JSON object; scored from the README or logs instead")
-        return None
-    return data
 
 
 def log_val_bpb(folder: Path) -> float | None:
@@ -530,7 +528,7 @@ def frontier(entries: Iterable[CompetitorEntry]) -> dict[str, CompetitorEntry]:
     """The best-scored entry of each track."""
     best: dict[str, CompetitorEntry] = {}
     for entry in entries:
-        if entry.val_bpb is None:
+        if entry.val_bpb is None or not math.isfinite(entry.val_bpb):
             continue
         current = best.get(entry.track)
         if current is None or entry.val_bpb < current.val_bpb:  # type: ignore[operator]
@@ -545,14 +543,13 @@ class CompetitorFile:
         self.path = Path(path)
 
     def load(self) -> list[CompetitorEntry]:
-        """The stored entries (none when the file does not exist)."""
+        """The stored entries (none when the file does not exist); damage is one line naming the entry."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except json.JSONDecodeError as err:
-            raise DataError(f"{self.path}: damaged ({err}); delete it and scan again") from None
-        return [CompetitorEntry.from_dict(e) for e in data.get("entries", [])]
+            data = statefile.load_json(self.path, missing={}, finite=False, want=dict)
+            return statefile.records(self.path, "entries", _stored_entry, data=data,
+                                     describe=lambda e: str(e.get("pr_or_folder", "")))
+        except DataError as err:
+            raise DataError(f"{err}; delete it and scan again") from None
 
     def add(self, entries: Iterable[CompetitorEntry]) -> list[CompetitorEntry]:
         """Merge `entries` into the file; returns everything stored."""
@@ -561,6 +558,20 @@ class CompetitorFile:
         payload = {"version": 1, "entries": [e.as_dict() for e in merged]}
         atomic_write_text(self.path, json.dumps(payload, indent=1) + "\n")
         return merged
+
+
+_STORED_FIELDS = {
+    "pr_or_folder": (STRING, True, False), "author": (STRING, False, True), "name": (STRING, True, False),
+    "val_bpb": (NUMBER, True, True), "date": (STRING, False, True), "track": (STRING, True, False),
+    "state": (STRING, False, True), "source": (STRING, False, False),
+}
+
+
+def _stored_entry(raw: Any, where: str) -> CompetitorEntry:
+    if isinstance(raw, dict) and isinstance(raw.get("val_bpb"), float) and not math.isfinite(raw["val_bpb"]):
+        raw = {**raw, "val_bpb": None}  # an older pgolf stored a scan's NaN: it is no score
+    data = statefile.check_fields(raw, _STORED_FIELDS, where)
+    return CompetitorEntry.from_dict({"author": None, "date": None, "state": None, "source": "none", **data})
 
 
 def competitors_path(state_dir: Path) -> Path:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pgolf.clock import iso_utc
+from pgolf.errors import DataError
 from pgolf.research.items import DATE_PRECISION, ResearchItem, authority_tier, normalize_url
 from pgolf.research.sanitize import (
     ABSTRACT_LIMIT,
@@ -255,18 +256,43 @@ class ResearchStore:
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            self._check_schema(db)
             db.executescript(_SCHEMA)
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Refuse a database that is someone else's (or an old, different layout) before adding tables to it."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return  # new: the schema is created
+        if "items" not in tables:
+            raise DataError(f"{self.path}: not a pgolf research database (tables {', '.join(sorted(tables))}); "
+                            "move it aside and run `pgolf research fetch` again")
+        have = {r[1] for r in db.execute("PRAGMA table_info(items)")}
+        missing = sorted({*_ITEM_FIELDS, "first_seen", "last_seen", "norm_title", "norm_url"} - have)
+        if missing:
+            raise DataError(f"{self.path}: not a pgolf research database (its items table lacks "
+                            f"{', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); move it aside and "
+                            "run `pgolf research fetch` again")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.Error as err:
+            raise self._damaged(err) from None
         db.row_factory = sqlite3.Row
         try:
             db.execute("PRAGMA journal_mode=WAL")
             with db:  # one transaction: committed on success, rolled back on error
                 yield db
+        except sqlite3.Error as err:  # garbage, a truncated file, a foreign schema, a folder
+            raise self._damaged(err) from None
         finally:
             db.close()
+
+    def _damaged(self, err: sqlite3.Error) -> DataError:
+        return DataError(f"{self.path}: research database unreadable ({err}); move it aside and run "
+                         "`pgolf research fetch` again")
 
     def upsert(self, items: Iterable[ResearchItem]) -> UpsertReport:
         """Insert new items, refresh known ones, collapse duplicates; all in one transaction."""
