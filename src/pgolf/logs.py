@@ -12,13 +12,13 @@ diagnostic or pre-quantization line. The parser never raises on the content of a
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgolf import statefile
 from pgolf.errors import DataError
 
 _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
@@ -96,10 +96,34 @@ def parse_log(path: Path) -> RunResult:
     """Parse a training log file of any era; a missing or unreadable file is a DataError."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read log ({err.strerror or err})") from None
-    return parse_log_text(raw.decode("utf-8", errors="replace"), str(path))
+        raw = statefile.read_bytes(path, max_bytes=_MAX_LOG_BYTES)  # a folder or a pipe: one line
+    except DataError as err:
+        raise DataError(f"{path}: cannot read log ({str(err).removeprefix(f'{path}: ')})") from None
+    assert raw is not None
+    return parse_log_text(decode_log(raw), str(path))
+
+
+_MAX_LOG_BYTES = 2 * 1024**3
+_SNIFF = 4096
+
+
+def decode_log(raw: bytes) -> str:
+    """A log's text: UTF-8 (bad bytes replaced), or UTF-16 when it has a byte-order mark or looks like it
+    (PowerShell's `>` and `Tee-Object` write UTF-16; read as UTF-8 such a log has no line pgolf knows)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="replace")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace")
+    head = raw[:_SNIFF]
+    half = len(head) // 2
+    if half >= 8:
+        even_nul, odd_nul = head[0::2].count(0), head[1::2].count(0)
+        # ASCII text in UTF-16 has a NUL in every other byte; UTF-8 text has (almost) none.
+        if odd_nul > 0.4 * half and even_nul < 0.05 * half:
+            return raw.decode("utf-16-le", errors="replace")
+        if even_nul > 0.4 * half and odd_nul < 0.05 * half:
+            return raw.decode("utf-16-be", errors="replace")
+    return raw.decode("utf-8", errors="replace")
 
 
 def parse_log_text(text: str, path: str = "") -> RunResult:
@@ -137,12 +161,11 @@ def read_run_result(run_dir: Path, log_name: str = "train.log") -> RunResult | N
     problem = ""
     if json_path.is_file():
         try:
-            data = json.loads(json_path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+            # finite=False: _from_result_json turns each non-finite value into a warning of its own.
+            data = statefile.load_json(json_path, finite=False, want=dict)
             return _from_result_json(data, str(json_path))
-        except (OSError, ValueError, UnicodeDecodeError) as err:
-            problem = f"result.json unreadable ({err}); parsed the log instead"
+        except DataError as err:
+            problem = f"result.json unreadable ({str(err).removeprefix(f'{json_path}: ')}); parsed the log instead"
     if not log_path.is_file():
         return None
     try:

@@ -329,7 +329,7 @@ case("log-utf16-no-bom", L, "logs parse run.log --json", 0, r'"val_bpb": 1\.2123
 case("log-utf8-bom", L, "logs parse run.log --json", 0, r'"val_bpb": 1\.21234567',
      {"run.log": b"\xef\xbb\xbf" + LOG_OK.encode()})
 case("log-directory", L, "logs parse logdir", 1, r"logdir.*directory", {"logdir/x": "x"})
-case("log-missing", L, "logs parse nope.log", 1, r"nope\.log.*cannot read")
+case("log-missing", L, "logs parse nope.log", 1, r"nope\.log: cannot read log \(not found\)")
 case("log-fifo", L, "logs parse pipe.log", 1, r"pipe\.log.*not a regular file", {"pipe.log": FIFO})
 case("log-empty", L, "logs parse run.log", 0, r"no final score line", {"run.log": ""})
 case("log-binary", L, "logs parse run.log", 0, r"no final score line", {"run.log": garbage(4096)})

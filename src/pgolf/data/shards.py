@@ -6,6 +6,7 @@ Shards are read memory-mapped, so a 40M-token validation split costs no copy.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,11 @@ def read_header(path: Path) -> int:
     """Validate a shard's header and size; return its token count."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a folder, or a pipe that would block the read forever
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise DataError(f"{path}: cannot read shard ({kind})")
+        size = info.st_size
         with open(path, "rb") as fh:
             raw = fh.read(HEADER_BYTES)
     except OSError as err:

@@ -68,9 +68,11 @@ def verify_dataset(
             if shard is None:
                 continue
             report.shards.append(shard)
-            if index == 0 and shard.tokens and not _starts_with_bos(path):
+            if not shard.tokens:
+                report.problems.append(f"{path}: no tokens (the header says 0)")
+            elif index == 0 and not _starts_with_bos(path):
                 report.problems.append(f"{path}: the {split} split does not start with BOS={BOS_ID}")
-            elif shard.tokens and shard.documents == 0:
+            elif shard.documents == 0:
                 report.problems.append(f"{path}: no BOS={BOS_ID} token, so no document starts")
     return report
 

@@ -31,18 +31,25 @@ class ByteLUTs:
         return int(self.base_bytes.shape[0])
 
 
+_MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
+
+
 def load_tokenizer(path: Path):  # -> sentencepiece.SentencePieceProcessor
     """Load a SentencePiece model, with one clear error for a missing or broken file."""
     import sentencepiece as spm
 
+    from pgolf.statefile import read_bytes
+
     path = Path(path)
-    if not path.is_file():
+    # A folder is "a directory", not "not found"; a pipe would block the load forever.
+    proto = read_bytes(path, max_bytes=_MAX_TOKENIZER_BYTES, missing_ok=True)
+    if proto is None:
         raise DataError(f"{path}: tokenizer model not found")
     sp = spm.SentencePieceProcessor()
     try:
-        sp.Load(str(path))
-    except (OSError, RuntimeError) as err:
-        raise DataError(f"{path}: not a SentencePiece model ({err})") from None
+        sp.LoadFromSerializedProto(proto)
+    except (OSError, RuntimeError, TypeError) as err:
+        raise DataError(f"{path}: not a SentencePiece model ({str(err).strip() or 'unreadable'})") from None
     return sp
 
 
