@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pgolf.cli._common import console, print_json
+from pgolf.cli._common import console, print_json, say
 from pgolf.submission.probe import (
     EXECUTE_TIMEOUT_S,  # light; lut_audit (numpy, the parsers) loads in the command
 )
@@ -48,21 +48,20 @@ def audit_lut(
         print_json(audit.as_dict())
     else:
         style = _STYLE.get(audit.status, "yellow")
-        where = f" ({audit.function} at line {audit.line})" if audit.function else ""
-        from rich.markup import escape  # a script's code and names are text, never markup
-
-        console.print(f"[{style}]{escape(audit.status)}[/]{escape(where)} [dim]{audit.mode}[/]")
+        where = f" ({{}} at line {audit.line})" if audit.function else ""
+        say(f"[{style}]{{}}[/]{where} [dim]{{}}[/]", audit.status, *([audit.function] if audit.function else []),
+            audit.mode)
         for layer in audit.wrapper_layers:
-            console.print(f"  decoded wrapper {escape(layer)}")
+            say("  decoded wrapper {}", layer)
         if audit.reason:
-            console.print(f"  {escape(audit.reason)}")
+            say("  {}", audit.reason)
         for dev in audit.deviations:
-            console.print(f"  [red]{dev.code}[/]: {dev.description}")
+            say("  [red]{}[/]: {}", dev.code, dev.description)
             for example in dev.examples:
-                console.print(f"    [dim]{escape(example)}[/]")
+                say("    [dim]{}[/]", example)
         if audit.mismatched_entries is not None:
-            console.print(f"  {audit.mismatched_entries} table entries differ from the canonical ones for "
-                          f"{audit.tokenizer}")
+            say(f"  {audit.mismatched_entries} table entries differ from the canonical ones for {{}}",
+                audit.tokenizer)
         if audit.inflation is not None:
             console.print(f"  bytes counted {audit.script_bytes:,} vs canonical {audit.canonical_bytes:,}: "
                           f"inflation {inflation_percent(audit)} (val_bpb deflated accordingly)")

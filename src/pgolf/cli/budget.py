@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, fmt_usd, print_json
+from pgolf.cli._common import console, current_workspace, fmt_usd, plain, print_json, say
 
 budget_app = typer.Typer(help="Money: credits, reserve, rate limit, LLM spend.", no_args_is_help=True)
 
@@ -37,7 +36,7 @@ def budget_status(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     console.print(f"last paid run started {_when(st.last_paid_start)}; "
                   f"next allowed {_when(st.next_paid_allowed_at)}")
     if st.warning:
-        console.print(f"[yellow]warning:[/] {st.warning}")
+        say("[yellow]warning:[/] {}", st.warning)
 
 
 @budget_app.command("history")
@@ -52,8 +51,8 @@ def budget_history(as_json: Annotated[bool, typer.Option("--json", help="Print J
         return
     table = Table("when", "kind", "state", "estimated", "actual", "GPUs", "run", "description")
     for e in entries:
-        table.add_row(_when(e.created_at), e.kind, e.state, fmt_usd(e.estimated_usd), fmt_usd(e.actual_usd),
-                      str(e.gpus or "-"), escape(e.run_id), escape(e.description))
+        table.add_row(_when(e.created_at), plain(e.kind), plain(e.state), fmt_usd(e.estimated_usd),
+                      fmt_usd(e.actual_usd), str(e.gpus or "-"), plain(e.run_id), plain(e.description))
     console.print(table)
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, print_json
+from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, plain, print_json, say
 from pgolf.errors import WorkspaceError
 from pgolf.research.competitors import (
     CompetitorEntry,
@@ -45,14 +44,13 @@ def _render(entries: list[CompetitorEntry], limit: int | None) -> None:
     for e in shown:
         track = "record" if e.track == "track_10min_16mb" else "non-record"
         # Names and authors come from other people's PRs: shown as text, never read as markup.
-        table.add_row(track, fmt_bpb(e.val_bpb), escape(e.pr_or_folder), escape(e.author or "-"),
-                      escape(e.name), escape(e.date or "-"), e.state or "-", e.source)
+        table.add_row(track, fmt_bpb(e.val_bpb), plain(e.pr_or_folder), plain(e.author or "-"),
+                      plain(e.name), plain(e.date or "-"), plain(e.state or "-"), plain(e.source))
     console.print(table)
     if limit is not None and len(entries) > limit:
         console.print(f"... {len(entries) - limit} more (use --limit 0 to show all)")
     for track, best in frontier(entries).items():
-        console.print(f"frontier {track}: [bold]{best.val_bpb:.4f}[/] {escape(best.name)} "
-                      f"({escape(best.pr_or_folder)})")
+        say(f"frontier {track}: [bold]{best.val_bpb:.4f}[/] {{}} ({{}})", best.name, best.pr_or_folder)
 
 
 @competitors_app.command("scan")
@@ -81,12 +79,12 @@ def scan(
         return
     _render(entries, None)
     for warning in report.warnings:
-        err_console.print(f"warning: {escape(warning)}", soft_wrap=True)
+        say("warning: {}", warning, err=True)
     for skipped in report.skipped:
-        err_console.print(f"skipped {escape(skipped.folder)}: {escape(skipped.reason)}", soft_wrap=True)
+        say("skipped {}: {}", skipped.folder, skipped.reason, err=True)
     skipped_note = f", {len(report.skipped)} folders skipped" if report.skipped else ""
-    console.print(f"{len(entries)} entries{skipped_note}" + (f", kept in {saved_to}" if saved_to else
-                                                             " (not kept: no workspace here)"))
+    say(f"{len(entries)} entries{skipped_note}" + (", kept in {}" if saved_to else " (not kept: no workspace here)"),
+        *([saved_to] if saved_to else []))
 
 
 @competitors_app.command("list")

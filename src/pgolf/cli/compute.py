@@ -6,10 +6,9 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, fmt_usd, print_json
+from pgolf.cli._common import console, current_workspace, fmt_usd, plain, print_json, say
 from pgolf.compute.pods import PodLifecycle
 from pgolf.compute.runpod import lifecycle_from_config
 from pgolf.loop.promote import recover_promotions
@@ -35,8 +34,9 @@ def pods_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
         return
     table = Table("pod", "name", "run", "status", "$/h", "owner pid", "owner")
     for p in pods:
-        owner = {"alive": "[green]alive[/]", "gone": "[red]gone (orphan)[/]"}.get(p.owner, p.owner)
-        table.add_row(p.id, p.name, p.run_id, p.status, fmt_usd(p.cost_per_hr), p.owner_pid, owner)
+        owner = {"alive": plain("alive", "green"), "gone": plain("gone (orphan)", "red")}.get(p.owner, plain(p.owner))
+        table.add_row(plain(p.id), plain(p.name), plain(p.run_id), plain(p.status), fmt_usd(p.cost_per_hr),
+                      plain(p.owner_pid), owner)
     console.print(table)
     if not pods:
         console.print("no pods of this workspace on the account")
@@ -59,9 +59,9 @@ def pods_sweep(
         print_json({"recovered": recovered, "swept": [asdict(s) for s in swept]})
         return
     for message in recovered:
-        console.print(escape(message))
+        say("{}", message)
     for s in swept:
-        console.print(f"{s.outcome} {escape(s.id or s.name)} ({escape(s.name)}, run {escape(s.run_id or '-')}): "
-                      f"{fmt_usd(s.cost_usd)}" + (f" [red]{escape(s.problem)}[/]" if s.problem else ""))
+        say(f"{{}} {{}} ({{}}, run {{}}): {fmt_usd(s.cost_usd)}" + (" [red]{}[/]" if s.problem else ""),
+            s.outcome, s.id or s.name, s.name, s.run_id or "-", *([s.problem] if s.problem else []))
     if not swept:
         console.print("no orphaned pods")

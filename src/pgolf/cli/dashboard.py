@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pgolf.cli._common import console, current_workspace, err_console, fmt_bytes
+from pgolf.cli._common import current_workspace, fmt_bytes, say
 from pgolf.dashboard import LOCAL_HOSTS
 from pgolf.errors import ConfigError, PgolfError
 
@@ -75,10 +75,10 @@ def dashboard(
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     if not is_local:
-        err_console.print(f"[yellow]warning:[/] listening on {host}:{bound_port}, reachable from other "
-                          "machines; the dashboard has no login and shows diffs, logs and spend")
+        say(f"[yellow]warning:[/] listening on {{}}:{bound_port}, reachable from other "
+            "machines; the dashboard has no login and shows diffs, logs and spend", host, err=True)
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"dashboard of {ws.root} at [bold]http://{shown}:{bound_port}/[/]  (Ctrl-C to stop)")
+    say(f"dashboard of {{}} at [bold]http://{{}}:{bound_port}/[/]  (Ctrl-C to stop)", ws.root, shown)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
 
@@ -96,4 +96,4 @@ def report(
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     path = write_report(ws, out)
-    console.print(f"wrote {path} ({fmt_bytes(path.stat().st_size)} bytes; opens offline in any browser)")
+    say(f"wrote {{}} ({fmt_bytes(path.stat().st_size)} bytes; opens offline in any browser)", path)

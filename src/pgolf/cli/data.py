@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pgolf.cli._common import console, err_console, print_json
+from pgolf.cli._common import console, err_console, plain, print_json, say
 
 data_app = typer.Typer(
     help="Datasets in the challenge's shard format: the offline demo corpus, FineWeb, and checks.",
@@ -31,8 +31,8 @@ def data_demo(
     """
     from pgolf.data.demo import build_demo_dataset
 
-    say = (lambda _m: None) if as_json else (lambda m: err_console.print(f"[dim]{m}[/]"))
-    ds = build_demo_dataset(out, force=force, progress=say)
+    progress = (lambda _m: None) if as_json else (lambda m: say("[dim]{}[/]", m, err=True))
+    ds = build_demo_dataset(out, force=force, progress=progress)
     if as_json:
         print_json({
             "dataset_dir": ds.dataset_dir, "tokenizer_path": ds.tokenizer_path, "vocab_size": ds.vocab_size,
@@ -41,10 +41,10 @@ def data_demo(
         })
         return
     verb = "reused" if ds.reused else "built"
-    console.print(f"{verb} {ds.dataset_dir}")
+    say(f"{verb} {{}}", ds.dataset_dir)
     console.print(f"  train  {ds.docs_train:,} documents  {ds.tokens_train:,} tokens")
     console.print(f"  val    {ds.docs_val:,} documents  {ds.tokens_val:,} tokens  {ds.val_text_bytes:,} bytes")
-    console.print(f"  tokenizer {ds.tokenizer_path} (vocab {ds.vocab_size})")
+    say(f"  tokenizer {{}} (vocab {ds.vocab_size})", ds.tokenizer_path)
 
 
 @data_app.command("verify")
@@ -71,13 +71,13 @@ def data_verify(
     else:
         table = Table("shard", "split", "tokens", "documents", "max id")
         for s in report.shards:
-            table.add_row(s.path.name, s.split, f"{s.tokens:,}", f"{s.documents:,}", str(s.max_token))
+            table.add_row(plain(s.path.name), s.split, f"{s.tokens:,}", f"{s.documents:,}", str(s.max_token))
         if report.shards:
             console.print(table)
         for w in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+            say("[yellow]warning:[/] {}", w, err=True)
         for p in report.problems:
-            err_console.print(f"[bold red]error:[/] {p}", soft_wrap=True)
+            say("[bold red]error:[/] {}", p, err=True)
         if report.ok:
             console.print(f"ok: {report.tokens('val'):,} val tokens, {report.tokens('train'):,} train tokens "
                           f"(vocab {report.vocab_size or 'unknown'})")
@@ -115,6 +115,6 @@ def data_fineweb(
                     "train_files": len(ds.train_files), "downloaded": ds.downloaded,
                     "already_present": ds.already_present})
         return
-    console.print(f"{ds.dataset_dir}: {len(ds.val_files)} val + {len(ds.train_files)} train shards "
-                  f"({ds.downloaded} fetched, {ds.already_present} already present)")
-    console.print(f"tokenizer {ds.tokenizer_path}")
+    say(f"{{}}: {len(ds.val_files)} val + {len(ds.train_files)} train shards "
+        f"({ds.downloaded} fetched, {ds.already_present} already present)", ds.dataset_dir)
+    say("tokenizer {}", ds.tokenizer_path)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from pgolf.cli._common import console, current_workspace, err_console, print_json
+from pgolf.cli._common import console, current_workspace, err_console, print_json, say
 from pgolf.cli.options import check_grader
 from pgolf.cli.research import research_app
 from pgolf.errors import PgolfError
@@ -63,7 +63,7 @@ def grade(
         console.print(f"graded {report.graded} item(s) with {report.grader} (context {report.context_hash}); "
                       f"tiers now: A {tiers['A']}, B {tiers['B']}, C {tiers['C']}")
         for item_id, reason in report.failures.items():
-            err_console.print(f"[yellow]not graded[/] {item_id}: {reason} (retried next time)")
+            say("[yellow]not graded[/] {}: {} (retried next time)", item_id, reason, err=True)
     if report.failures and not report.graded:
         raise typer.Exit(1)
 
@@ -84,17 +84,17 @@ def verify(
     llm = getattr(chosen, "client", None)
     report = verify_top(store, context, ws.state_dir, digests=digests, n=top, grader=chosen, llm=llm,
                         force=force, fetch=fetch,
-                        progress=None if as_json else lambda i: err_console.print(f"verifying {i}"))
+                        progress=None if as_json else lambda i: say("verifying {}", i, err=True))
     if as_json:
         print_json({"verified": [v.as_dict() for v in report.verified], "skipped": report.skipped,
                     "failures": report.failures})
         return
     for v in report.verified:
-        console.print(f"[bold]{v.item_id}[/] tier {v.tier} {v.score}/{v.max_score} ({v.method}, "
-                      f"{v.full_text_chars:,} chars of full text)")
-        console.print(f"  {v.brief}", markup=False)
+        say(f"[bold]{{}}[/] tier {{}} {v.score}/{v.max_score} ({{}}, {v.full_text_chars:,} chars of full text)",
+            v.item_id, v.tier, v.method)
+        say("  {}", v.brief)
         for flag in v.red_flags:
-            console.print(f"  red flag: {flag}", markup=False)
+            say("  red flag: {}", flag)
     console.print(f"verified {len(report.verified)}, already verified {report.skipped}"
                   + ("" if report.verified or report.skipped else " (no Tier-A item: run `pgolf research grade`)"))
 
@@ -111,8 +111,8 @@ def inject(
         print_json(report.__dict__)
         return
     sizes = ", ".join(f"{name} {chars:,}" for name, chars in report.section_chars.items())
-    console.print(f"rewrote {report.path}: {sizes} characters")
+    say("rewrote {}: {} characters", report.path, sizes)
     console.print(f"{report.research_items} graded item(s) ({report.graded} graded now), "
                   f"{report.competitors} competitor(s), {report.verified} verification(s)")
     for item_id, reason in report.grading_failures.items():
-        err_console.print(f"[yellow]not graded by {chosen.name}[/] {item_id}: {reason} (heuristic grade shown)")
+        say("[yellow]not graded by {}[/] {}: {} (heuristic grade shown)", chosen.name, item_id, reason, err=True)

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from pgolf.cli._common import console, current_workspace, err_console, fmt_bpb, fmt_bytes, print_json
+from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_bytes, print_json, say
 from pgolf.cli.live import STATUS_STYLE as _STATUS_STYLE  # one style per status, as `pgolf run` shows it
 from pgolf.errors import ConfigError
 from pgolf.ledger import LedgerRow, last_runs
@@ -48,8 +47,7 @@ def ledger(
         raise ConfigError(f"unknown tier {tier!r}; choose one of {', '.join(KNOWN_TIERS)}")
     rows = last_runs(contents.rows, last, tier)
     for d in contents.damaged:  # on stderr, so --json stays parseable and damage is never hidden
-        err_console.print(f"[yellow]warning:[/] results.tsv line {d.line_number} is damaged: "
-                          f"{escape(d.reason)}")
+        say(f"[yellow]warning:[/] results.tsv line {d.line_number} is damaged: {{}}", d.reason, err=True)
     explained = [(r, *_explained(ws, r)) for r in rows]
     if as_json:
         print_json([{**r.as_dict(), "gain": gain, "reason": reason, **numbers}

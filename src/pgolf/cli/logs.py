@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pgolf.cli._common import console, err_console, fmt_bpb, fmt_bytes, print_json
+from pgolf.cli._common import console, fmt_bpb, fmt_bytes, plain, print_json, say
 
 logs_app = typer.Typer(help="Training logs: the official records' formats and pgolf's own.", no_args_is_help=True)
 
@@ -31,16 +31,16 @@ def logs_parse(
         table = Table("log", "val_bpb", "label", "pre-quant", "bytes", "steps", "train s", "seed", "status")
         for r in results:
             table.add_row(
-                Path(r.path).name, fmt_bpb(r.val_bpb), r.label or "-", fmt_bpb(r.pre_quant_val_bpb),
+                plain(Path(r.path).name), fmt_bpb(r.val_bpb), plain(r.label or "-"), fmt_bpb(r.pre_quant_val_bpb),
                 fmt_bytes(r.artifact_bytes),
                 "-" if r.steps is None else str(r.steps),
                 "-" if r.train_seconds is None else f"{r.train_seconds:.1f}",
                 "-" if r.seed is None else str(r.seed),
-                "[green]complete[/]" if r.complete else f"[red]{r.status}[/]",
+                plain("complete", "green") if r.complete else plain(r.status, "red"),
             )
         console.print(table)
         for r in results:
             if not r.complete:
-                err_console.print(f"[yellow]{r.path}:[/] {r.reason}", soft_wrap=True)
+                say("[yellow]{}:[/] {}", r.path, r.reason, err=True)
             for w in r.warnings:
-                err_console.print(f"[dim]{r.path}: {w}[/]", soft_wrap=True)
+                say("[dim]{}: {}[/]", r.path, w, err=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, print_json
+from pgolf.cli._common import console, current_workspace, print_json, say
 from pgolf.cli.options import ruleset_option
 from pgolf.errors import ConfigError, WorkspaceError
 from pgolf.rules import DEFAULT_RULESET, Ruleset, get_ruleset
@@ -58,10 +58,10 @@ def measure(
     if as_json:
         print_json({**size.as_dict(), "ruleset": rules.name})
     else:
-        console.print(f"code      {size.code_bytes:>12,}  {script}")
-        console.print(f"model     {size.model_bytes:>12,}  {', '.join(map(str, model))}")
+        say(f"code      {size.code_bytes:>12,}  {{}}", script)
+        say(f"model     {size.model_bytes:>12,}  {{}}", ", ".join(map(str, model)))
         console.print(f"total     {size.total_bytes:>12,}")
-        console.print(f"limit     {size.limit:>12,}  ({rules.name})")
+        say(f"limit     {size.limit:>12,}  ({{}})", rules.name)
         verdict = "[green]ok[/]" if size.ok else "[bold red]over the limit[/]"
         console.print(f"headroom  {size.headroom:>12,}  {verdict}")
     if not size.ok:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_usd, print_json
+from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_usd, plain, print_json, say
 from pgolf.errors import ConfigError, PgolfError
 from pgolf.loop.promote import PromotionPlan, plan_promotion, promote_run
 from pgolf.loop.promotion import remote_tier_name
@@ -20,27 +19,27 @@ def _minutes(seconds: float) -> str:
 
 def render_plan(plan: PromotionPlan) -> None:
     """The plan for people: tier, GPUs, money, environment, warnings, and each gate's verdict."""
-    console.print(f"[bold]promote {plan.run_id}[/] → {plan.tier or '(no remote tier)'}: "
-                  f"{plan.gpus} × {escape(plan.gpu_kind)}, commit {plan.commit[:8]}, "
-                  f"new run {plan.remote_run_id}")
-    console.print(f"command    {escape(plan.command or '-')}")
+    say(f"[bold]promote {{}}[/] → {{}}: {plan.gpus} × {{}}, commit {{}}, new run {{}}", plan.run_id,
+        plan.tier or "(no remote tier)", plan.gpu_kind, plan.commit[:8], plan.remote_run_id)
+    say("command    {}", plan.command or "-")
     console.print(f"price      {fmt_usd(plan.price_per_hour)}/h; expected {_minutes(plan.expected_seconds)} "
                   f"≈ {fmt_usd(plan.expected_usd)}; reserved (worst case) {fmt_usd(plan.reserved_usd)}")
     console.print(f"budget     {fmt_usd(plan.available_usd)} available → "
                   f"{fmt_usd(plan.budget_after_usd)} after the reservation")
     if plan.early_abort:
         a = plan.early_abort
-        console.print(f"early abort at step {a.step} when val_bpb > {a.threshold_bpb:.4f} "
-                      f"(run {a.reference_run} had {fmt_bpb(a.reference_bpb)} there)")
+        say(f"early abort at step {a.step} when val_bpb > {a.threshold_bpb:.4f} "
+            f"(run {{}} had {fmt_bpb(a.reference_bpb)} there)", a.reference_run)
     env = Table("env", "value", "from", box=None, pad_edge=False)
     for key, value in sorted(plan.env.items()):
-        env.add_row(key, escape(value), "[yellow]tier env[/]" if key in plan.overrides else "pgolf")
+        env.add_row(plain(key), plain(value), plain("tier env", "yellow") if key in plan.overrides else "pgolf")
     console.print(env)
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        say("[yellow]warning:[/] {}", warning)
     gates = Table("gate", "verdict", "detail")
     for gate in plan.gates:
-        gates.add_row(gate.name, "[green]pass[/]" if gate.passed else "[red]FAIL[/]", escape(gate.detail))
+        gates.add_row(plain(gate.name), plain("pass", "green") if gate.passed else plain("FAIL", "red"),
+                      plain(gate.detail))
     console.print(gates)
 
 
@@ -80,11 +79,11 @@ def promote(
         raise PgolfError(f"not promoted: {result.reason}")
     if not as_json:
         row = result.row
-        console.print(f"{result.status}: {row.run_id if row else '-'} val_bpb "
-                      f"{fmt_bpb(row.val_bpb if row else None)}, cost {fmt_usd(result.cost_usd)}"
-                      + (f", saved ~{fmt_usd(result.saved_usd)}" if result.saved_usd else "")
-                      + (f" ({escape(result.reason)})" if result.reason else ""))
+        say(f"{{}}: {{}} val_bpb {fmt_bpb(row.val_bpb if row else None)}, cost {fmt_usd(result.cost_usd)}"
+            + (f", saved ~{fmt_usd(result.saved_usd)}" if result.saved_usd else "")
+            + (" ({})" if result.reason else ""), result.status, row.run_id if row else "-",
+            *([result.reason] if result.reason else []))
 
 
 def _echo(line: str) -> None:
-    console.print(escape(line), soft_wrap=True)
+    say("{}", line)

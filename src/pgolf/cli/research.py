@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, err_console, print_json
+from pgolf.cli._common import console, current_workspace, finite_or_null, line, plain, print_json, say
 from pgolf.errors import ConfigError, PgolfError
 from pgolf.research.items import DATE_PRECISION, shown_date
 from pgolf.research.sources import SOURCES
@@ -40,8 +39,9 @@ def _outcome_line(o: SourceOutcome) -> str:
             what += f", {o.below_floor} below the relevance floor"
     else:
         what = ""
-    detail = f" — {escape(o.detail)}" if o.detail else ""
-    return f"[{style}]{o.status:>8}[/] {o.source:<17} {what}{detail} [dim]({o.seconds:.1f} s)[/]"
+    detail = " — {}" if o.detail else ""
+    return line(f"[{style}]{o.status:>8}[/] {o.source:<17} {what}{detail} [dim]({o.seconds:.1f} s)[/]",
+                *([o.detail] if o.detail else []))
 
 
 @research_app.command("fetch")
@@ -74,7 +74,7 @@ def research_fetch(
         with console.status("fetching research sources…"):
             report = run_fetch(config, store, names=names, since=window, workspace_root=ws.root,
                                on_outcome=lambda o: console.print(_outcome_line(o), soft_wrap=True))
-        (console if report.exit_code == 0 else err_console).print(report.summary(), soft_wrap=True)
+        say("{}", report.summary(), err=report.exit_code != 0)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -104,8 +104,8 @@ def research_list(
     table = Table("id", "source", "tier", "published", "title")
     for i in items:
         flag = " [red](flagged)[/]" if i.flags else ""
-        table.add_row(escape(i.id), i.source, i.tier or "-", shown_date(i.published, i.extra),
-                      escape(i.title[:90]) + flag)
+        table.add_row(plain(i.id), plain(i.source), plain(i.tier or "-"), plain(shown_date(i.published, i.extra)),
+                      line("{}" + flag, i.title[:90]))
     console.print(table)
     if not items:
         console.print("no research items yet: run `pgolf research fetch`")
@@ -123,23 +123,23 @@ def research_show(
     if as_json:
         print_json(_item_json(item))
         return
-    console.print(f"[bold]{escape(item.title)}[/]")
-    console.print(f"{item.id} · {item.source} · {item.kind} · {escape(item.url)}")
+    say("[bold]{}[/]", item.title)
+    say("{} · {} · {} · {}", item.id, item.source, item.kind, item.url)
     published = item.published or "-"
     if item.extra.get(DATE_PRECISION) == "year":
         published = f"{shown_date(item.published, item.extra)} (the source gives only the year)"
-    console.print(f"published {published} · first seen {item.first_seen} · last seen {item.last_seen}")
+    say("published {} · first seen {} · last seen {}", published, item.first_seen, item.last_seen)
     score = "-" if item.score is None else f"{item.score:.2f}"
     grade = f"{item.tier} ({item.grade_score:g})" if item.tier else "not graded"
     console.print(f"authority {item.authority:.2f} · source score {score} · grade {grade}")
     if item.flags:
-        console.print(f"[red]flags:[/] {', '.join(item.flags)} (agent-directed text was cut out)")
+        say("[red]flags:[/] {} (agent-directed text was cut out)", ", ".join(item.flags))
     console.print()
-    console.print(escape(item.abstract) or "[dim](no abstract)[/]", soft_wrap=True)
+    say("{}", item.abstract) if item.abstract else say("[dim](no abstract)[/]")
     extra = {k: v for k, v in item.extra.items() if k != "flags"}
     if extra:
         console.print()
-        console.print(escape(json.dumps(extra, indent=2, ensure_ascii=False)), soft_wrap=True)
+        say("{}", json.dumps(finite_or_null(extra), indent=2, ensure_ascii=False))
 
 
 @research_app.command("export")
@@ -154,7 +154,7 @@ def research_export(
     ws = current_workspace()
     target = out or ws.state_dir / "raw_cache.jsonl"
     count = ResearchStore(ws.research_db).export_jsonl(target)
-    console.print(f"wrote {count} items to {target}")
+    say(f"wrote {count} items to {{}}", target)
 
 
 @research_app.command("daemon")
@@ -176,16 +176,16 @@ def research_daemon(
     ws = current_workspace()
 
     def after(kind: str, report: FetchReport) -> None:
-        console.print(f"{kind} pass: {report.summary()}", soft_wrap=True)
+        say("{} pass: {}", kind, report.summary())
         if inject:
             try:
                 line = refresh_program(ws, report)
             except PgolfError as err:  # a broken ledger or config must not stop the daemon
                 line = f"program.md not refreshed: {err}"
             if line:
-                console.print(line, soft_wrap=True)
+                say("{}", line)
 
-    console.print(f"research daemon for {ws.root}: full pass now, fast pass hourly (Ctrl-C stops)")
+    say("research daemon for {}: full pass now, fast pass hourly (Ctrl-C stops)", ws.root)
     run_daemon(ws, after_pass=after)
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pgolf.cli._common import console, current_workspace, fmt_bpb, print_json
+from pgolf.cli._common import console, current_workspace, fmt_bpb, plain, print_json, say
 from pgolf.cli.live import STATUS_STYLE, LiveDisplay
 from pgolf.loop.proposers import KINDS
 from pgolf.loop.supervisor import LoopSummary, run_loop
@@ -17,11 +16,11 @@ from pgolf.loop.supervisor import LoopSummary, run_loop
 
 def results_table(summary: LoopSummary, title: str) -> Table:
     """The runs of this loop as a table."""
-    table = Table("run", "status", "val_bpb", "gain", "description", title=escape(title))
+    table = Table("run", "status", "val_bpb", "gain", "description", title=plain(title))  # a stop reason quotes errors
     for r in summary.records:
         gain = "-" if r.gain is None else f"{r.gain:+.4f}"
-        table.add_row(r.run_id, f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_bpb(r.val_bpb), gain,
-                      escape(r.description))
+        table.add_row(plain(r.run_id), plain(r.status, STATUS_STYLE.get(r.status, "")), fmt_bpb(r.val_bpb), gain,
+                      plain(r.description))
     return table
 
 
@@ -69,7 +68,7 @@ def _where_next(root: Path) -> None:
     for label, where, how in (("Ledger", root / "results.tsv", "  (pgolf ledger)"), ("Context", root / "program.md", ""),
                               ("Run folders", root / ".pgolf" / "runs", ""),
                               ("Discarded diffs", "git tag -l 'pgolf/exp/*'", "")):
-        console.print(f"{label:<16}{escape(str(where))}{how}", soft_wrap=True)
+        say(f"{label:<16}{{}}{how}", where)
 
 
 def demo(
@@ -87,8 +86,8 @@ def demo(
     """
     from pgolf.loop.demo import demo_summary, prepare_demo
 
-    console.print(f"Preparing the demo workspace in [bold]{directory}[/] …")
-    ws = prepare_demo(directory, train_seconds=seconds, progress=lambda msg: console.print(f"  {msg}"))
+    say("Preparing the demo workspace in [bold]{}[/] …", directory)
+    ws = prepare_demo(directory, train_seconds=seconds, progress=lambda msg: say("  {}", msg))
     with LiveDisplay(total=experiments, log_path=ws.loop_log) as display:
         summary = run_loop(ws, experiments=experiments, events=display)
     if display.broken:
@@ -98,8 +97,8 @@ def demo(
     for line in demo_summary(ws):
         console.print(line, markup=False, soft_wrap=False)
     _where_next(ws.root)
-    console.print(f"Next: `cd {escape(str(directory))}`, then `pgolf run -n 10` for more, or `pgolf run "
-                  "--proposer agent` with an agent_command in pgolf.toml.")
+    say("Next: `cd {}`, then `pgolf run -n 10` for more, or `pgolf run "
+        "--proposer agent` with an agent_command in pgolf.toml.", directory)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pgolf.cli._common import console, print_json
+from pgolf.cli._common import console, print_json, say
 from pgolf.cli.check import optional_workspace, resolve_ruleset
 from pgolf.cli.options import ruleset_option
 from pgolf.errors import DataError
@@ -71,7 +71,7 @@ def compare(
         return
     for label, used in (("A", used_a), ("B", used_b)):
         for line in used:
-            console.print(f"{label}: {line}", highlight=False, markup=False, soft_wrap=True)
+            say(f"{label}: {{}}", line)
     table = Table("", "n", "mean val_bpb", "std")
     for label, n, mean, std in (("A", result.n_candidate, result.mean_candidate, result.std_candidate),
                                 ("B", result.n_reference, result.mean_reference, result.std_reference)):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pgolf.cli._common import console, current_workspace, print_json
+from pgolf.cli._common import console, current_workspace, print_json, say
 from pgolf.cli.check import check_options
 from pgolf.cli.options import ruleset_option
 from pgolf.errors import ConfigError
@@ -56,8 +56,8 @@ def package(
                     "checks": [c.as_dict() for c in result.checks]})
         return
     console.print(report_table(str(result.folder), result.checks))
-    console.print(f"[green]packaged[/] {result.folder} (val_bpb {result.submission['val_bpb']:.8f} over "
-                  f"{len(run_ids)} seed(s))")
+    say(f"[green]packaged[/] {{}} (val_bpb {result.submission['val_bpb']:.8f} over {len(run_ids)} seed(s))",
+        result.folder)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_bytes, fmt_usd, print_json
+from pgolf.cli._common import console, current_workspace, fmt_bpb, fmt_bytes, fmt_usd, plain, print_json, say
 from pgolf.cli.options import ruleset_option
 from pgolf.ledger import best_by_tier
 from pgolf.rules import DEFAULT_RULESET
@@ -39,14 +38,13 @@ def init(
     chosen = get_profile(profile or machine_profile())
     adopted = script_present(directory) and not force
     ws = init_workspace(directory, ruleset=ruleset, force=force, **chosen.template_values)
-    console.print(f"Created pgolf workspace in [bold]{escape(str(ws.root))}[/] (ruleset {ruleset}).")
-    for line in init_lines(ws, adopted=adopted):
-        console.print(escape(line))
+    say("Created pgolf workspace in [bold]{}[/] (ruleset {}).", ws.root, ruleset)
+    for text in init_lines(ws, adopted=adopted):
+        say("{}", text)
     why = "as asked" if profile else ("this machine shows a CUDA GPU" if chosen.name == "gpu"
                                       else "this machine shows no CUDA GPU")
     other = "cpu" if chosen.name == "gpu" else "gpu"
-    console.print(f"Profile {chosen.name} ({why}; `--profile {other}` for the other): {escape(chosen.summary)}.",
-                  soft_wrap=True)
+    say(f"Profile {{}} ({why}; `--profile {other}` for the other): {{}}.", chosen.name, chosen.summary)
     console.print("Next: edit pgolf.toml (data paths, budget), then `pgolf status` and `pgolf run`.")
 
 
@@ -135,18 +133,18 @@ def status(
         return
     rules = data["ruleset"]
     train = "unlimited" if rules["train_seconds"] is None else f"{rules['train_seconds']:.0f} s"
-    console.print(f"[bold]Workspace[/] {data['workspace']}")
-    console.print(f"[bold]Ruleset[/]   {rules['name']}: artifact ≤ {fmt_bytes(rules['artifact_limit_bytes'])} bytes, "
-                  f"train {train} on {rules['gpu_count']}×{rules['gpu_kind']}")
+    say("[bold]Workspace[/] {}", data["workspace"])
+    say(f"[bold]Ruleset[/]   {{}}: artifact ≤ {fmt_bytes(rules['artifact_limit_bytes'])} bytes, "
+        f"train {train} on {rules['gpu_count']}×{{}}", rules["name"], rules["gpu_kind"])
     _print_loop(data)
     for d in data["damaged_lines"]:
-        console.print(f"[yellow]warning:[/] results.tsv line {d['line']} is damaged: {escape(d['reason'])}")
+        say(f"[yellow]warning:[/] results.tsv line {d['line']} is damaged: {{}}", d["reason"])
     if data["best"]:
         table = Table("tier", "val_bpb", "artifact bytes", "commit", "description", title="Best per tier")
         for tier, row in sorted(data["best"].items()):
             size = fmt_bytes(row["artifact_bytes"])
-            table.add_row(escape(tier), fmt_bpb(row["val_bpb"]), size, escape(row["commit"][:8]),
-                          escape(row["description"]))
+            table.add_row(plain(tier), fmt_bpb(row["val_bpb"]), size, plain(row["commit"][:8]),
+                          plain(row["description"]))
         console.print(table)
     else:
         console.print("[bold]Best[/]      no scored run yet")
@@ -155,7 +153,7 @@ def status(
                   f"(spent {fmt_usd(b['spent_usd'])}, reserve {fmt_usd(b['reserve_usd'])}); "
                   f"LLM {fmt_usd(b['llm_spent_usd'])} of {fmt_usd(b['llm_cap_usd'])}")
     if b["warning"]:
-        console.print(f"[yellow]warning:[/] {b['warning']}")
+        say("[yellow]warning:[/] {}", b["warning"])
 
 
 def register(app: typer.Typer) -> None:
