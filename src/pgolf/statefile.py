@@ -17,6 +17,7 @@ exit codes keep their meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -226,3 +227,39 @@ def records(path: Path, key: str, build: Callable[[Any, str], Any], *, error: Er
         ident = describe(element) if describe and isinstance(element, dict) else ""
         out.append(build(element, f"{name}: {label} {index}{f' ({ident})' if ident else ''}"))
     return out
+
+
+_ANNOTATION_KINDS = {"str": STRING, "int": INTEGER, "float": NUMBER, "bool": BOOLEAN}
+
+
+def _annotation_kind(annotation: str) -> tuple[str, bool]:
+    """(kind, nullable) of a dataclass field annotation such as "float | None" or "dict[str, Any]"."""
+    parts = [p.strip() for p in annotation.split("|")]
+    nullable = "None" in parts
+    base = next((p for p in parts if p != "None"), "Any")
+    if base.startswith(("dict", "Mapping")):
+        return OBJECT, nullable
+    if base.startswith(("list", "tuple", "Sequence")):
+        return LIST, nullable
+    return _ANNOTATION_KINDS.get(base, ""), nullable
+
+
+def from_record(cls: type, raw: Any, where: str, *, error: ErrorType = DataError,
+                allow_unknown: bool = False) -> Any:
+    """An instance of dataclass `cls` from a JSON object, each field's type checked against its
+    annotation (fields without a default are required): the loader for dataclass-shaped state files
+    (inflight.json, pod records, promotion flights)."""
+    spec: dict[str, tuple[str, bool, bool]] = {}
+    for f in dataclasses.fields(cls):
+        kind, nullable = _annotation_kind(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if kind:
+            spec[f.name] = (kind, required, nullable)
+        elif required and isinstance(raw, dict) and f.name not in raw:
+            raise _fail(error, where, f"missing field {f.name}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    data = check_fields(raw, spec, where, error=error, allow_unknown=True)
+    unknown = sorted(set(data) - known)
+    if unknown and not allow_unknown:
+        raise _fail(error, where, f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    return cls(**{k: v for k, v in data.items() if k in known})

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.errors import BudgetRefused, PgolfError
@@ -265,8 +266,8 @@ def pod_records(ws: Workspace) -> list[PodRecord]:
     folder = ws.pods_dir
     found = []
     for path in folder.glob("*.json") if folder.is_dir() else ():
-        with contextlib.suppress(FileNotFoundError):  # removed since the listing
-            found.append(PodRecord(**json.loads(path.read_text(encoding="utf-8"))))
+        if (data := statefile.load_json(path, missing=None)) is not None:  # None: removed since the listing
+            found.append(statefile.from_record(PodRecord, data, str(path)))
     return sorted(found, key=lambda r: r.created_at)
 
 
@@ -316,10 +317,9 @@ class PodLifecycle:
 
     def load_record(self, pod_id: str) -> PodRecord | None:
         """The local record of a pod, if this workspace made it."""
-        try:
-            return PodRecord(**json.loads(self._record_path(pod_id).read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return None
+        path = self._record_path(pod_id)
+        record = statefile.load_json(path, missing=None)
+        return None if record is None else statefile.from_record(PodRecord, record, str(path))
 
     def records(self) -> list[PodRecord]:
         """Every local pod record, oldest first."""

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 from pgolf.clock import utc_now_iso
 from pgolf.errors import DataError, PgolfError
@@ -78,12 +79,10 @@ class VerificationFile:
     def load(self) -> list[Verification]:
         """Every stored verification (none when the file does not exist)."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except json.JSONDecodeError as err:
-            raise DataError(f"{self.path}: damaged ({err}); delete it and verify again") from None
-        return [Verification(**v) for v in data.get("verifications", [])]
+            return statefile.records(self.path, "verifications", _stored_verification, label="verification",
+                                     describe=lambda v: str(v.get("item_id", "")))
+        except DataError as err:
+            raise DataError(f"{err}; delete it and verify again") from None
 
     def add(self, new: Sequence[Verification]) -> None:
         """Store `new`, replacing earlier verifications of the same items under the same context."""
@@ -92,6 +91,10 @@ class VerificationFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": 1, "verifications": [v.as_dict() for v in [*kept, *new]]}
         atomic_write_text(self.path, json.dumps(payload, indent=1) + "\n")
+
+
+def _stored_verification(raw: Any, where: str) -> Verification:
+    return statefile.from_record(Verification, raw, where)
 
 
 def verified_path(state_dir: Path) -> Path:
