@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgolf import statefile
 from pgolf.errors import DataError
 from pgolf.logs import RunResult, parse_log_text
 
@@ -83,13 +83,13 @@ class Submission:
 
     def submission_json(self) -> tuple[dict[str, Any] | None, str]:
         """submission.json as a mapping, or None and why not."""
-        raw = self.text("submission.json")
+        raw = self.files.get("submission.json")
         if raw is None:
             return None, "submission.json is missing"
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as err:
-            return None, f"submission.json:{err.lineno}: invalid JSON ({err.msg})"
+        try:  # the state-file guards: UTF-8, nesting, NaN/inf (a NaN val_bpb is no score)
+            data = statefile.loads_json(statefile.decode_utf8(raw, "submission.json"), "submission.json")
+        except DataError as err:
+            return None, str(err)
         if not isinstance(data, dict):
             return None, "submission.json is not a JSON object"
         return data, ""
@@ -134,13 +134,15 @@ def manifest_val_tokens(path: Path) -> tuple[int, int, str]:
     """(validation tokens, vocab size, description) from a challenge manifest.json or a demo dataset's demo.json."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read the dataset manifest ({err})") from None
+        data = statefile.load_json(path)
+    except DataError as err:
+        raise DataError(f"cannot read the dataset manifest: {err}") from None
     if isinstance(data, dict) and isinstance(data.get("tokens_val"), int):  # the demo dataset's demo.json
-        return data["tokens_val"], int(data.get("vocab_size", 1024)), f"{path.name}: demo dataset"
-    for dataset in data.get("datasets", []) if isinstance(data, dict) else []:
-        stats = dataset.get("stats", {}) if isinstance(dataset, dict) else {}
-        if isinstance(stats.get("tokens_val"), int) and isinstance(dataset.get("vocab_size"), int):
+        vocab = data.get("vocab_size", 1024)
+        return data["tokens_val"], vocab if isinstance(vocab, int) else 1024, f"{path.name}: demo dataset"
+    datasets = data.get("datasets") if isinstance(data, dict) else None
+    for dataset in datasets if isinstance(datasets, list) else []:
+        stats = dataset.get("stats") if isinstance(dataset, dict) else None
+        if isinstance(stats, dict) and isinstance(stats.get("tokens_val"), int) and isinstance(dataset.get("vocab_size"), int):
             return stats["tokens_val"], dataset["vocab_size"], f"{path.name}: {dataset.get('name', 'dataset')}"
     raise DataError(f"{path}: no validation token count (datasets[].stats.tokens_val or tokens_val)")
