@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 from pgolf.data.shards import BOS_ID, read_header, write_shard
 from pgolf.errors import DataError
@@ -241,7 +242,7 @@ def _write_manifest(dataset_dir: Path, tokenizer_path: Path, ds: DemoDataset) ->
 def _load_cached(out: Path, dataset_dir: Path, tokenizer_path: Path) -> DemoDataset | None:
     """The existing build when its manifest matches this Python and format and every file is intact."""
     try:
-        manifest = json.loads((dataset_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = statefile.load_json(dataset_dir / MANIFEST_NAME, want=dict)
         if any(manifest.get(k) != v for k, v in _fingerprint().items()):
             return None
         recorded = manifest["sha256"]

@@ -11,13 +11,13 @@ never fetched again, and `huggingface_hub` resumes a partial download from its `
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgolf import statefile
 from pgolf.data.shards import read_header
 from pgolf.errors import DataError
 
@@ -101,9 +101,9 @@ def download_fineweb(
         if not manifest_file.local.is_file():
             raise  # else the copy from an earlier run plans the same files
     try:
-        manifest = json.loads(manifest_file.local.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"{manifest_file.local}: not a readable manifest ({err})") from None
+        manifest = statefile.load_json(manifest_file.local)
+    except DataError as err:
+        raise DataError(f"not a readable manifest: {err}") from None
     files = plan_files(manifest, variant, train_shards, out)
     fetched = 0
     for index, item in enumerate(files, start=1):

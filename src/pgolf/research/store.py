@@ -27,6 +27,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
+from pgolf import statefile
 from pgolf.clock import iso_utc
 from pgolf.errors import DataError
 from pgolf.research.items import DATE_PRECISION, ResearchItem, authority_tier, normalize_url
@@ -455,9 +456,10 @@ class ResearchStore:
                                  ORDER BY i.published DESC, r.item_id, r.folder""").fetchall()
         records = []
         for row in rows:
-            try:
-                submission = json.loads(row["submission_json"])
-            except json.JSONDecodeError:
+            try:  # a PR's submission.json: remote text, so the state-file guards (nesting, size) apply
+                submission = statefile.loads_json(row["submission_json"], f"{row['folder']}/submission.json",
+                                                  finite=False)
+            except DataError:
                 submission = None
             records.append(CompetitorRecord(
                 item_id=row["item_id"], folder=row["folder"], readme=row["readme"],

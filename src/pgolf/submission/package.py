@@ -14,7 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pgolf.errors import PgolfError
+from pgolf import statefile
+from pgolf.errors import DataError, PgolfError
 from pgolf.ledger import LedgerRow
 from pgolf.logs import RunResult, read_run_result
 from pgolf.rules import get_ruleset
@@ -69,12 +70,10 @@ def _load_run(ws: Workspace, run_id: str, rows: dict[str, LedgerRow]) -> _Run:
     log = folder / "train.log"
     if not log.is_file():
         raise PackageRefused(f"run {run_id}: no train.log")
-    raw: dict[str, Any] = {}
-    if (folder / "result.json").is_file():
-        try:
-            raw = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            raw = {}
+    try:  # finite=False: the scores come from read_run_result, which judges each value
+        raw = statefile.load_json(folder / "result.json", missing={}, finite=False)
+    except DataError:
+        raw = {}
     command_file = folder / "command.txt"
     command = command_file.read_text(encoding="utf-8").strip() if command_file.is_file() else ""
     return _Run(run_id, rows[run_id], result, raw if isinstance(raw, dict) else {}, log, command)
