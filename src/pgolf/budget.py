@@ -130,13 +130,14 @@ class BudgetManager:
             data = statefile.load_json(self.path, error=BudgetRefused, missing={}, finite=False, want=dict)
             entries = statefile.records(self.path, "entries", self._entry, error=BudgetRefused,
                                         describe=lambda e: str(e.get("id", "")), data=data)
-            statefile.check_tree(data, str(self.path), error=BudgetRefused)  # NaN hidden in an entry's extra
+            statefile.check_tree(data, str(self.path), error=BudgetRefused)  # NaN anywhere else in the file
         except BudgetRefused as err:
             raise BudgetRefused(f"damaged budget file {err}; {_REFUSE}") from None
         return entries
 
     def _entry(self, raw: Any, where: str) -> BudgetEntry:
         e = statefile.check_fields(raw, _ENTRY_FIELDS, where, error=BudgetRefused, allow_unknown=False)
+        statefile.check_tree(e, where, error=BudgetRefused)  # a NaN inside extra, too
 
         def bad(problem: str) -> BudgetRefused:
             return BudgetRefused(f"{where}: {problem}")
