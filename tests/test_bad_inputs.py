@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bad_inputs.cases import CASES, DIR, FIFO, Case
 
 PGOLF = Path(sys.executable).with_name("pgolf")

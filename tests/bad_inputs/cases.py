@@ -14,7 +14,6 @@ change; every other case must leave every file that existed before it byte-for-b
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import struct
@@ -558,16 +557,16 @@ case("verified-directory", V, "research inject", 1, r"verified\.json.*directory"
 case("pods-not-json", V, "compute pods list", 1, r"pods/p1\.json", {".pgolf/pods/p1.json": "{"})
 
 # == inflight.json (the next `pgolf run` recovers it: a recovery case) ==========================================
-I = "inflight.json"
+INFLIGHT = "inflight.json"
 IJ = ".pgolf/inflight.json"
 RUN = "run --hours 0 --json"
-case("inflight-not-utf8", I, RUN, 0, r"inflight\.json.*not UTF-8", {IJ: b"\xff\xfe"}, recovery=True, timeout=180)
-case("inflight-directory", I, RUN, 1, r"inflight\.json.*directory", {IJ: DIR}, recovery=True, timeout=180)
-case("inflight-deep", I, RUN, 0, r"inflight\.json.*nest", {IJ: nested(100_000)}, recovery=True, timeout=180)
-case("inflight-wrong-types", I, RUN, 0, r"inflight\.json.*run_id",
+case("inflight-not-utf8", INFLIGHT, RUN, 0, r"inflight\.json.*not UTF-8", {IJ: b"\xff\xfe"}, recovery=True, timeout=180)
+case("inflight-directory", INFLIGHT, RUN, 1, r"inflight\.json.*directory", {IJ: DIR}, recovery=True, timeout=180)
+case("inflight-deep", INFLIGHT, RUN, 0, r"inflight\.json.*nest", {IJ: nested(100_000)}, recovery=True, timeout=180)
+case("inflight-wrong-types", INFLIGHT, RUN, 0, r"inflight\.json.*run_id",
      {IJ: json.dumps({"run_id": 5, "phase": "running", "parent_commit": "x", "description": "d"})},
      recovery=True, timeout=180)
-case("inflight-list", I, RUN, 0, r"inflight\.json", {IJ: "[1]"}, recovery=True, timeout=180)
+case("inflight-list", INFLIGHT, RUN, 0, r"inflight\.json", {IJ: "[1]"}, recovery=True, timeout=180)
 
 # == paths and arguments carrying markup =====================================================================
 M = "markup"
