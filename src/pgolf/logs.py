@@ -348,7 +348,7 @@ def _from_result_json(data: dict[str, Any], path: str) -> RunResult:
         result.curve = [
             (int(p["step"]), float(p["val_bpb"])) for p in curve
             if isinstance(p, dict) and isinstance(p.get("step"), int)
-            and isinstance(p.get("val_bpb"), int | float)
+            and isinstance(p.get("val_bpb"), int | float) and math.isfinite(p["val_bpb"])
         ]
     status = data.get("status")
     result.status = status if status in ("ok", "aborted", "crashed") else "incomplete"

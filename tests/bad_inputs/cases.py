@@ -47,6 +47,7 @@ class Case:
     files: dict[str, FileSpec] = field(default_factory=dict)
     recovery: bool = False
     xfail: str | None = None
+    in_output: bool = False  # the message is in stdout (a --json report), not the last stderr line
     timeout: float = 90.0
 
 
@@ -291,7 +292,8 @@ case("shard-markup-dir-exists", S, ["data", "verify", "e[/x]"], 1, r"no fineweb_
 case("shard-vocab-flag-too-small", S, f"data verify {D} --vocab-size 4", 1, r"out of range for vocab size 4",
      {VAL: shard(), TRAIN: shard()})
 case("shard-good", S, f"data verify {D}", 0, r"ok: 4 val tokens, 4 train tokens", {VAL: shard(), TRAIN: shard()})
-case("shard-json-zero", S, f"data verify {D} --json", 1, r"no tokens", {VAL: shard([]), TRAIN: shard()})
+case("shard-json-zero", S, f"data verify {D} --json", 1, r'"ok": false,[^]]*no tokens', {VAL: shard([]), TRAIN: shard()},
+     in_output=True)
 
 # == tokenizers =========================================================================================
 T = "tokenizers"
@@ -334,7 +336,8 @@ case("log-empty", L, "logs parse run.log", 0, r"no final score line", {"run.log"
 case("log-binary", L, "logs parse run.log", 0, r"no final score line", {"run.log": garbage(4096)})
 case("log-markup-traceback", L, "logs parse run.log", 0, r"crashed: FileNotFoundError: \[/data/shards\]",
      {"run.log": "Traceback (most recent call last):\n  File x\nFileNotFoundError: [/data/shards] missing\n"})
-case("log-markup-name", L, ["logs", "parse", "a[/x].log"], 0, r"a\[/x\]\.log", {"a[/x].log": LOG_OK})
+case("log-markup-name", L, ["logs", "parse", "a[/x].log"], 0, r"x\]\.log", {"a[/x].log": LOG_OK})
+case("log-markup-name-incomplete", L, ["logs", "parse", "b[/x].log"], 0, r"b\[/x\]\.log: no final score", {"b[/x].log": "x\n"})
 case("log-markup-name-json", L, ["logs", "parse", "a[/x].log", "--json"], 0, r'a\[/x\]\.log', {"a[/x].log": LOG_OK})
 case("log-markup-line", L, "logs parse run.log", 0, r"no final score line",
      {"run.log": "[bold]hello[/] [/data] [red]\nstep:1/2 train_loss:3.0\n"})
@@ -375,7 +378,7 @@ case("sub-neg-inf", R, SCAN, 0, r'"val_bpb": null', rec(sub(val_bpb=float("-inf"
 case("sub-overflow", R, SCAN, 0, r'"val_bpb": null', rec('{"name": "A", "val_bpb": 1e999}'))
 case("sub-nan-frontier", R, "competitors scan recs --json", 0, r'"frontier": \{\s*"track_10min_16mb": \{[^}]*"val_bpb": 1\.3',
      {**rec(sub(val_bpb=float("nan"))), "recs/records/track_10min_16mb/2026-01-02_B/submission.json": sub(name="B", val_bpb=1.3)})
-case("sub-nan-not-stored", R, "competitors scan recs", 0, r"1 entries",
+case("sub-nan-not-stored", R, "competitors scan recs", 0, r"2 entries",
      {**rec(sub(val_bpb=float("nan"))), "recs/records/track_10min_16mb/2026-01-02_B/submission.json": sub(name="B", val_bpb=1.3)})
 case("sub-string-bpb", R, SCAN, 0, r'"val_bpb": null', rec(sub(val_bpb="1.2")))
 case("sub-bool-bpb", R, SCAN, 0, r'"val_bpb": null', rec(sub(val_bpb=True)))
@@ -442,6 +445,19 @@ case("tsv-report-nan", Q, "report --out r.html", 0, r"wrote .*r\.html",
 case("tsv-report-markup", Q, "report --out r.html", 0, r"wrote .*r\.html", {"results.tsv": ledger(row(description=HOSTILE))})
 case("tsv-header-only-json", Q, "ledger --json", 0, r"\[\]", {"results.tsv": ledger()})
 case("tsv-huge-file-status", Q, "status --json", 0, r'"runs": 1', {"results.tsv": ledger(GOOD_ROW) + "#" * 3_000_000 + "\n"})
+
+# == a run folder's result.json (read by the dashboard report and the loop) ==================================
+RJ = ".pgolf/runs/r0002/result.json"
+RUNROW = {"results.tsv": ledger(GOOD_ROW, row())}
+case("result-nan-curve", "run folders", "report --out r.html", 0, r"wrote .*r\.html",
+     {**RUNROW, RJ: '{"status": "ok", "val_bpb": 1.2, "curve": [{"step": 1, "val_bpb": NaN}, {"step": 2, "val_bpb": 1.3}]}'})
+case("result-nan-score", "run folders", "report --out r.html", 0, r"wrote .*r\.html",
+     {**RUNROW, RJ: '{"status": "ok", "val_bpb": NaN, "artifact_bytes": Infinity}'})
+case("result-deep", "run folders", "report --out r.html", 0, r"wrote .*r\.html", {**RUNROW, RJ: nested(100_000)})
+case("result-directory", "run folders", "report --out r.html", 0, r"wrote .*r\.html", {**RUNROW, RJ: DIR})
+case("result-not-utf8", "run folders", "report --out r.html", 0, r"wrote .*r\.html", {**RUNROW, RJ: b"\xff\xfe{"})
+case("result-log-markup", "run folders", "report --out r.html", 0, r"wrote .*r\.html",
+     {**RUNROW, ".pgolf/runs/r0002/train.log": "[/data/shards] <script>alert(1)</script>\n"})
 
 # == budget.json ==========================================================================================
 B = "budget.json"

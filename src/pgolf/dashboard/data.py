@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import re
 import sqlite3
@@ -23,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgolf import status
+from pgolf import statefile, status
 from pgolf.budget import BudgetEntry, BudgetManager, BudgetStatus
 from pgolf.config import BudgetConfig, PgolfConfig
-from pgolf.errors import PgolfError
+from pgolf.errors import DataError, PgolfError
 from pgolf.ledger import (
     DamagedLine,
     LedgerRow,
@@ -554,14 +553,10 @@ def _parse_json(text: str | None) -> Any:
     """A JSON value, or None when there is no text or it is not JSON (NaN and Infinity refused)."""
     if text is None:
         return None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, ValueError, RecursionError):
+    try:  # the state-file guards: a deeply nested or NaN-bearing file is shown as text instead
+        return statefile.loads_json(text, "result.json")
+    except DataError:
         return None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
 
 
 def _parse_json_object(text: str | None) -> dict[str, Any] | None:
