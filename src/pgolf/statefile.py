@@ -140,7 +140,7 @@ def check_tree(data: Any, where: str, *, error: ErrorType = DataError, finite: b
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, at, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth >= MAX_DEPTH and isinstance(value, Mapping | list):  # the top-level container is level 1
             raise _fail(error, where, f"nested deeper than {MAX_DEPTH} levels")
         if finite and isinstance(value, float) and not math.isfinite(value):
             raise _fail(error, where, f"{at or '(top level)'}: {value!r} is not a finite number")

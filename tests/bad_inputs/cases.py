@@ -390,17 +390,19 @@ case("sub-list", R, SCAN, 0, r"not a JSON object", rec("[1, 2]", **{"README.md":
 case("sub-name-markup", R, "competitors scan recs", 0, r"\[/x\] \[bold\]", rec(sub(name="[/x] [bold]")))
 case("sub-author-markup", R, "competitors scan recs", 0, r"\[/evil\]", rec(sub(author="[/evil]", github_id=None)))
 case("sub-name-dict", R, SCAN, 0, r'"name": "\{', rec(sub(name={"a": 1})))
-case("sub-folder-markup", R, "competitors scan recs", 0, r"\[/y\]",
-     {"recs/records/track_10min_16mb/[/y]/submission.json": sub()})
+case("sub-folder-markup", R, "competitors scan recs", 0, r"records/track_10min_16mb/\[red\]y",
+     {"recs/records/track_10min_16mb/[red]y/submission.json": sub()})
 case("sub-scan-missing", R, "competitors scan nowhere", 1, r"nowhere: no such file or folder")
 case("sub-scan-empty-tree", R, "competitors scan recs", 1, r"none of 1 records folders has a score",
      {f"{REC}/notes.txt": "x"})
 case("sub-scan-readme-garbage", R, "competitors scan README.md", 1, r"README\.md", {"README.md": garbage(2048)})
-case("sub-check-nan", R, ["check", REC, "--json"], 1, r".", rec(sub(val_bpb=float("nan")), **{"train_gpt.py": "print(1)\n"}),
-     xfail=None)
-case("sub-check-deep", R, ["check", REC, "--json"], 1, r".", rec('{"a": ' + nested(100_000) + "}",
-                                                            **{"train_gpt.py": "print(1)\n"}))
-case("sub-check-not-utf8", R, ["check", REC, "--json"], 1, r".", rec(b"\xff\xfe{}", **{"train_gpt.py": "print(1)\n"}))
+SCHEMA_FAIL = r'"submission_schema",\s*"status": "FAIL",[^}]*'
+case("sub-check-nan", R, ["check", REC, "--json"], 1, SCHEMA_FAIL + "val_bpb: nan is not a finite number",
+     rec(sub(val_bpb=float("nan")), **{"train_gpt.py": "print(1)\n"}), in_output=True)
+case("sub-check-deep", R, ["check", REC, "--json"], 1, SCHEMA_FAIL + "nested deeper than 64",
+     rec('{"a": ' + nested(100_000) + "}", **{"train_gpt.py": "print(1)\n"}), in_output=True)
+case("sub-check-not-utf8", R, ["check", REC, "--json"], 1, SCHEMA_FAIL + "not UTF-8",
+     rec(b"\xff\xfe{}", **{"train_gpt.py": "print(1)\n"}), in_output=True)
 case("sub-stats-nan", R, ["stats", "compare", REC, "1.2"], 1, r".",
      rec(sub(val_bpb=float("nan"), seed_results={"1": float("nan")}), **{"train_seed1.log": LOG_OK}))
 case("manifest-not-utf8", R, ["check", "train_gpt.py", "--manifest", "m.json"], 1, r"m\.json.*not UTF-8",
@@ -425,7 +427,7 @@ case("tsv-neg-inf-best", Q, "status --json", 0, r'"val_bpb": 1\.3',
      {"results.tsv": ledger(GOOD_ROW, row(val_bpb="-inf"))})
 case("tsv-neg-inf-status", Q, "status", 0, r"line 3 is damaged", {"results.tsv": ledger(GOOD_ROW, row(val_bpb="-inf"))})
 case("tsv-cost-nan", Q, "ledger --json", 0, r"line 3 is damaged.*cost_usd", {"results.tsv": ledger(GOOD_ROW, row(cost_usd="nan"))})
-case("tsv-memory-inf", Q, "status --json", 0, r"line 3 is damaged.*memory_gb",
+case("tsv-memory-inf", Q, "status --json", 0, r'"line": 3,\s*"reason": "column memory_gb',
      {"results.tsv": ledger(GOOD_ROW, row(memory_gb="inf"))})
 case("tsv-seconds-nan", Q, "ledger --json", 0, r"line 3 is damaged.*train_seconds",
      {"results.tsv": ledger(GOOD_ROW, row(train_seconds="NaN"))})
