@@ -600,6 +600,14 @@ case("markup-promote-run", M, ["promote", "[/r]", "--dry-run"], 1, r"\[/r\]")
 case("markup-data-verify-file", M, ["data", "verify", "ds_sp1024"], 1, r"fineweb_train_\[red\]000\.bin: bad magic",
      {"ds_sp1024/fineweb_val_000000.bin": shard(), "ds_sp1024/fineweb_train_[red]000.bin": shard(magic=4)})
 
+case("markup-usage-error", M, ["ledger", "--last", "[/x]"], 2, r"Invalid value for '--last'")
+case("markup-unknown-command", M, ["[/x]"], 2, r"No such command '\[/x\]'")
+case("markup-tier-option", M, ["research", "list", "--tier", "[/x]"], 2, r"unknown tier '\[/x\]'")
+case("markup-workspace-option", M, ["--workspace", "/nonexistent/w[/x]", "status"], 2,
+     r"no pgolf\.toml in /nonexistent/w\[/x\] or above")
+case("markup-ruleset-option", M, ["measure", "--script", "train_gpt.py", "--model", "train_gpt.py", "--ruleset", "[/r]"],
+     2, r"\[/r\]")
+
 # == scripts (the checker's area: item 1, deep nesting, item 5's script answers) ===============================
 P = "scripts"
 case("script-empty", P, "check train_gpt.py --json", 1, r".", {"train_gpt.py": ""})
