@@ -256,8 +256,7 @@ class ResearchStore:
         self.path = Path(path)
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            self._check_schema(db)
+        with self._connect(check_schema=True) as db:
             db.executescript(_SCHEMA)
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
@@ -276,13 +275,15 @@ class ResearchStore:
                             "run `pgolf research fetch` again")
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, check_schema: bool = False) -> Iterator[sqlite3.Connection]:
         try:
             db = sqlite3.connect(self.path, timeout=30)
         except sqlite3.Error as err:
             raise self._damaged(err) from None
         db.row_factory = sqlite3.Row
         try:
+            if check_schema:
+                self._check_schema(db)  # before the WAL switch: that rewrites the header of a foreign file
             db.execute("PRAGMA journal_mode=WAL")
             with db:  # one transaction: committed on success, rolled back on error
                 yield db

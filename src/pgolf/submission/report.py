@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pgolf.submission.checks import FAIL, NA, PASS, STATUS_ORDER, UNKNOWN, WARN, CheckResult, worst_status
 
@@ -31,7 +32,7 @@ def by_severity(results: Sequence[CheckResult]) -> list[CheckResult]:
 
 def report_table(target: str, results: Sequence[CheckResult], verbose: bool = False) -> Table:
     """A Rich table: one row per check, grouped by severity, evidence below its summary; a FAIL names its rule."""
-    table = Table("check", "status", "summary", title=f"pgolf check {target}", title_justify="left",
+    table = Table("check", "status", "summary", title=Text(f"pgolf check {target}"), title_justify="left",
                   show_lines=verbose)
     for r in by_severity(results):
         summary = escape(r.summary)  # evidence quotes a submission's own files: text, never markup
