@@ -11,6 +11,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 
 SECTIONS: tuple[str, ...] = ("BEST", "EXPERIMENTS", "RESEARCH", "VERIFIED", "COMPETITORS", "BUDGET")
@@ -76,7 +77,8 @@ def update_program(path: Path, updates: dict[str, str]) -> None:
     path = Path(path)
     with open(path.with_name(".program.md.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        # pgolf regenerates this file: bytes that are not UTF-8 are replaced, not fatal; a folder is one line.
+        current = (statefile.read_bytes(path, missing_ok=True) or b"").decode("utf-8", errors="replace")
         if any(_span(current, name) is None for name in SECTIONS):
             kept = read_sections(current)
             current = render(template_text(), kept)

@@ -575,6 +575,9 @@ case("verified-deep", V, "research inject", 1, r"verified\.json.*nest", {".pgolf
 case("verified-wrong-shape", V, "research inject", 1, r"verified\.json.*verifications", {".pgolf/verified.json": '{"verifications": 3}'})
 case("verified-directory", V, "research inject", 1, r"verified\.json.*directory", {".pgolf/verified.json": DIR})
 
+case("program-not-utf8", V, "research inject", 0, r"rewrote .*program\.md", {"program.md": NOT_UTF8}, recovery=True)
+case("program-directory", V, "research inject", 1, r"program\.md: is a directory", {"program.md": DIR})
+
 # == inflight.json (the next `pgolf run` recovers it: a recovery case) ==========================================
 INFLIGHT = "inflight.json"
 IJ = ".pgolf/inflight.json"
