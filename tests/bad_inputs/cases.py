@@ -615,15 +615,18 @@ case("markup-ruleset-option", M, ["measure", "--script", "train_gpt.py", "--mode
 
 # == scripts (the checker's area: item 1, deep nesting, item 5's script answers) ===============================
 P = "scripts"
-case("script-empty", P, "check train_gpt.py --json", 1, r".", {"train_gpt.py": ""})
+CHECKER = ("the checker's fix (issue 14 items 1, 3 deep nesting, 5 script answers) has not landed on main "
+           "yet; strict=False, so it passes once it lands")
+case("script-empty", P, "check train_gpt.py --json", 1, r'"verdict": "FAIL"', {"train_gpt.py": ""}, in_output=True,
+     xfail=CHECKER)
 case("script-not-utf8", P, "check train_gpt.py", 1, r"python_grammar.*FAIL|FAIL.*python_grammar",
-     {"train_gpt.py": b"x = '\xff\xfe'\n"})
+     {"train_gpt.py": b"x = '\xff\xfe'\n"}, xfail=CHECKER)
 case("script-deep-attr", P, "check train_gpt.py --json", 0, r'"status"',
-     {"train_gpt.py": "x = a" + ".b" * 2500 + "()\n"})
+     {"train_gpt.py": "x = a" + ".b" * 2500 + "()\n"}, xfail=CHECKER)
 case("script-exec-lambda", P, "check train_gpt.py --json", 0, r'"status"',
-     {"train_gpt.py": "exec(" + "lambda: " * 900 + "0)\n"})
+     {"train_gpt.py": "exec(" + "lambda: " * 900 + "0)\n"}, xfail=CHECKER)
 case("script-eval-evasion", P, "check train_gpt.py", 1, r"no_network",
-     {"train_gpt.py": "import socket\nsocket.create_connection(('x', 1))\neval('0')\n"})
+     {"train_gpt.py": "import socket\nsocket.create_connection(('x', 1))\neval('0')\n"}, xfail=CHECKER)
 case("script-directory", P, "check scriptdir/train_gpt.py", 1, r"train_gpt\.py", {"scriptdir/train_gpt.py": DIR})
 case("script-markup-name", P, ["check", "s[/x].py"], 0, r"s\[/x\]\.py", {"s[/x].py": "print(1)\n"})
 case("script-deep-parens", P, "check train_gpt.py --json", 1, r"not a Python script.*too many nested parentheses",
