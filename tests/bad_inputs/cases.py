@@ -565,6 +565,7 @@ case("comp-huge", C, "competitors list", 1, r"competitors\.json.*too large", {CJ
 case("comp-markup", C, "competitors list", 0, r"\[/data/shards\]", {CJ: competitors(competitor(name=HOSTILE, author="[/a]"))})
 case("comp-scan-into-damaged", C, "competitors scan recs", 1, r"competitors\.json.*entry 0",
      {CJ: competitors(competitor(val_bpb="x")), **rec(sub())})
+case("comp-markup-track", C, "competitors list", 0, r"frontier \[/t\]: 1\.2000", {CJ: competitors(competitor(track="[/t]"))})
 case("comp-report-nan", C, "report --out r.html", 0, r"wrote .*r\.html",
      {CJ: competitors(competitor(val_bpb=float("nan")))})
 

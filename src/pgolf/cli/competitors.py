@@ -50,7 +50,7 @@ def _render(entries: list[CompetitorEntry], limit: int | None) -> None:
     if limit is not None and len(entries) > limit:
         console.print(f"... {len(entries) - limit} more (use --limit 0 to show all)")
     for track, best in frontier(entries).items():
-        say(f"frontier {track}: [bold]{best.val_bpb:.4f}[/] {{}} ({{}})", best.name, best.pr_or_folder)
+        say(f"frontier {{}}: [bold]{best.val_bpb:.4f}[/] {{}} ({{}})", track, best.name, best.pr_or_folder)
 
 
 @competitors_app.command("scan")
