@@ -106,8 +106,6 @@ def test_bad_input(case: Case, template_workspace: Path, tmp_path: Path) -> None
                    "message_ok": message_ok, "changed": changed, "last": _last_line(err)[:300]})
     assert not traceback, f"traceback or hang (exit {code}):\n{err[-3000:]}"
     assert code == case.code, f"exit {code}, expected {case.code}\nstdout: {out[-1500:]}\nstderr: {err[-1500:]}"
-    if case.code:
-        assert len([line for line in err.splitlines() if line.startswith("error:")]) <= 1, err
     assert message_ok, f"{case.message!r} not in {shown[-2000:]!r}"
     if not case.recovery:
         assert not changed, f"files changed: {changed}"

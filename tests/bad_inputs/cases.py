@@ -628,7 +628,8 @@ case("script-exec-lambda", P, "check train_gpt.py --json", 0, r'"status"',
      {"train_gpt.py": "exec(" + "lambda: " * 900 + "0)\n"}, xfail=CHECKER)
 case("script-eval-evasion", P, "check train_gpt.py", 1, r"no_network",
      {"train_gpt.py": "import socket\nsocket.create_connection(('x', 1))\neval('0')\n"}, xfail=CHECKER)
-case("script-directory", P, "check scriptdir/train_gpt.py", 1, r"train_gpt\.py", {"scriptdir/train_gpt.py": DIR})
+case("script-directory", P, "check scriptdir/train_gpt.py", 1, r"no train_gpt\.py, so every code check is UNKNOWN",
+     {"scriptdir/train_gpt.py": DIR}, in_output=True)  # a folder named like a script is checked as a folder
 case("script-markup-name", P, ["check", "s[/x].py"], 0, r"s\[/x\]\.py", {"s[/x].py": "print(1)\n"})
 case("script-deep-parens", P, "check train_gpt.py --json", 1, r"not a Python script.*too many nested parentheses",
      {"train_gpt.py": "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n"})
