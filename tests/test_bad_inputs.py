@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs.cases import CASES, DIR, FIFO, Case
+from bad_inputs.cases import CASES, DIR, FIFO, HEAD, Case
 
 PGOLF = Path(sys.executable).with_name("pgolf")
 TRACEBACK = "Traceback (most recent call last)"
@@ -55,6 +55,9 @@ def _place(root: Path, rel: str, spec: object) -> None:
     elif isinstance(spec, bytes):
         path.write_bytes(spec)
     elif isinstance(spec, str):
+        if HEAD in spec:
+            spec = spec.replace(HEAD, subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                                     text=True, check=True).stdout.strip())
         path.write_text(spec, encoding="utf-8")
     else:
         spec(path)  # type: ignore[operator]

@@ -5,6 +5,7 @@ end with and a regular expression its one-line message must match. Values of `fi
 
 - `str` / `bytes`: the file's text or bytes;
 - `DIR`: an (empty) folder where a file belongs; `FIFO`: a named pipe (a read that would block forever);
+- in text, `HEAD` stands for the workspace's first commit (filled in when the file is written);
 - a callable taking the path: anything else (shards, SQLite databases).
 
 `recovery=True` marks the cases whose point is that pgolf repairs or replaces a file, so their files may
@@ -29,6 +30,7 @@ def garbage(n: int) -> bytes:
     return _RANDOM.randbytes(n)
 
 
+HEAD = "{HEAD}"
 DIR = object()
 FIFO = object()
 
@@ -581,18 +583,18 @@ case("program-directory", V, "research inject", 1, r"program\.md: is a directory
 
 # == inflight.json (the next `pgolf run` recovers it: a recovery case) ==========================================
 INFLIGHT = "inflight.json"
-IJ = ".pgolf/inflight.json"
+IJ = ".pgolf/running/r0099.json"  # one file per local run in flight
 RUN = "run --hours 0 --json"
 # Two scored baseline rows: the noise floor is known, so `--hours 0` recovers and stops without training.
-FLOOR = {"results.tsv": ledger(row(run_id="r0001", status="baseline", seed=1337, val_bpb="1.30"),
-                               row(run_id="r0002", status="baseline", seed=1338, val_bpb="1.31"))}
-case("inflight-not-utf8", INFLIGHT, RUN, 0, r"inflight\.json.*not UTF-8", {**FLOOR, IJ: b"\xff\xfe"}, recovery=True, timeout=180)
-case("inflight-directory", INFLIGHT, RUN, 1, r"inflight\.json.*directory", {**FLOOR, IJ: DIR}, recovery=True, timeout=180)
-case("inflight-deep", INFLIGHT, RUN, 0, r"inflight\.json.*nest", {**FLOOR, IJ: nested(100_000)}, recovery=True, timeout=180)
-case("inflight-wrong-types", INFLIGHT, RUN, 0, r"inflight\.json.*run_id",
+FLOOR = {"results.tsv": ledger(row(run_id="r0001", status="baseline", seed=1337, val_bpb="1.30", commit=HEAD),
+                               row(run_id="r0002", status="baseline", seed=1338, val_bpb="1.31", commit=HEAD))}
+case("inflight-not-utf8", INFLIGHT, RUN, 0, r"r0099\.json.*not UTF-8", {**FLOOR, IJ: b"\xff\xfe"}, recovery=True, timeout=180)
+case("inflight-directory", INFLIGHT, RUN, 1, r"r0099\.json.*directory", {**FLOOR, IJ: DIR}, recovery=True, timeout=180)
+case("inflight-deep", INFLIGHT, RUN, 0, r"r0099\.json.*nest", {**FLOOR, IJ: nested(100_000)}, recovery=True, timeout=180)
+case("inflight-wrong-types", INFLIGHT, RUN, 0, r"r0099\.json.*run_id must be a string",
      {**FLOOR, IJ: json.dumps({"run_id": 5, "phase": "running", "parent_commit": "x", "description": "d"})},
      recovery=True, timeout=180)
-case("inflight-list", INFLIGHT, RUN, 0, r"inflight\.json", {**FLOOR, IJ: "[1]"}, recovery=True, timeout=180)
+case("inflight-list", INFLIGHT, RUN, 0, r"r0099\.json.*not a JSON object", {**FLOOR, IJ: "[1]"}, recovery=True, timeout=180)
 
 # == paths and arguments carrying markup =====================================================================
 M = "markup"

@@ -20,7 +20,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from pgolf.cli._common import console, fmt_bpb
+from pgolf.cli._common import console, fmt_bpb, plain
 from pgolf.loop.events import ExperimentRecord
 from pgolf.loop.progress import ProgressTracker
 from pgolf.status import HAS_SCORE
@@ -120,7 +120,7 @@ class LiveDisplay:
 
     def message(self, text: str) -> None:
         """A line above the live status (never read as markup)."""
-        self._print(Text(text), text)
+        self._print(plain(text), text)  # control characters replaced too
 
     def run_started(self, run_id: str, kind: str, description: str, info: dict[str, Any]) -> None:
         with self._lock:

@@ -100,11 +100,12 @@ def demo_summary(ws: Workspace) -> list[str]:
 
 
 def _decision_reason(ws: Workspace, run_id: str) -> str:
-    import json
+    from pgolf import statefile
+    from pgolf.errors import DataError
 
     try:
-        data = json.loads(ws.run(run_id).decision.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = statefile.load_json(ws.run(run_id).decision, want=dict)
+    except DataError:
         return "(no decision.json)"
     verdict = data.get("verdict") or {}
     if not verdict:

@@ -7,10 +7,12 @@ run is recorded and git moved; whatever a killed pgolf left is finished by `pgol
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
+from pgolf.errors import DataError
 from pgolf.workspace import Workspace
 
 
@@ -47,16 +49,16 @@ def load_all(ws: Workspace, *, remove_damaged: bool = True) -> tuple[list[InFlig
     """Every run left in flight, oldest run id first, and a line for each damaged file (removed, unless a
     reader such as `pgolf status` only looks)."""
     found, problems = [], []
-    names = {f.name for f in fields(InFlight)}
     folder = ws.running_dir
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            found.append(InFlight(**{k: v for k, v in data.items() if k in names}))
-        except (OSError, ValueError, TypeError, UnicodeDecodeError) as err:
-            problems.append(f"ignored a damaged {path.name} ({err})")
+        try:  # the state-file guards: UTF-8, nesting, NaN, each field's type
+            data = statefile.load_json(path, missing=None, want=dict)
+            if data is not None:  # None: removed since the listing
+                found.append(statefile.from_record(InFlight, data, path.name, allow_unknown=True))
+        except DataError as err:
+            if path.is_dir():
+                raise  # a folder is not ours to delete: one line, the user decides
+            problems.append(f"ignored a damaged {path.name} ({str(err).removeprefix(f'{path}: ')})")
             if remove_damaged:
                 path.unlink(missing_ok=True)
     return found, problems

@@ -6,11 +6,11 @@ settled and recorded by the next start (`pgolf.loop.promote.recover`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pgolf import statefile
 from pgolf.atomic import atomic_write_text
 from pgolf.budget import BudgetManager
 from pgolf.compute.pods import pod_may_be_running
@@ -56,8 +56,8 @@ def in_flight(ws: Workspace) -> list[InFlight]:
     folder = InFlight.folder(ws)
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        with contextlib.suppress(FileNotFoundError):
-            found.append(InFlight(**json.loads(path.read_text(encoding="utf-8"))))
+        if (data := statefile.load_json(path, missing=None)) is not None:  # None: removed since the listing
+            found.append(statefile.from_record(InFlight, data, str(path)))
     return found
 
 
