@@ -108,7 +108,7 @@ class SshHost(_Section):
     """Another host of the SSH tier: the same settings as the tier's own host, its own address and slots."""
 
     host: str
-    port: int = 22
+    port: int = Field(default=22, gt=0, le=65535)
     user: str | None = None
     slots: int = Field(default=1, gt=0, le=64)
 
