@@ -604,11 +604,11 @@ case("markup-init-dir", M, ["init", "w[/x]"], 0, r"w\[/x\]")
 case("markup-report-out", M, ["report", "--out", "r[/x].html"], 0, r"r\[/x\]\.html", {"r[/keep": ""})
 case("markup-export-out", M, ["research", "export", "--jsonl", "--out", "o[/x].jsonl"], 0, r"o\[/x\]\.jsonl")
 case("markup-research-show", M, ["research", "show", "[/bold]"], 1, r"no research item '\[/bold\]'")
-case("markup-promote-run", M, ["promote", "[/r]", "--dry-run"], 1, r"\[/r\]")
+case("markup-promote-run", M, ["promote", "[/r]", "--dry-run"], 2, r"no remote tier in pgolf\.toml")
 case("markup-data-verify-file", M, ["data", "verify", "ds_sp1024"], 1, r"fineweb_train_\[red\]000\.bin: bad magic",
      {"ds_sp1024/fineweb_val_000000.bin": shard(), "ds_sp1024/fineweb_train_[red]000.bin": shard(magic=4)})
 
-case("markup-usage-error", M, ["ledger", "--last", "[/x]"], 2, r"Invalid value for '--last'", in_output=True)  # typer's usage box
+case("markup-usage-error", M, ["ledger", "--last", "[/x]"], 2, r"Invalid value for .*'--last'", in_output=True)  # typer's usage box
 case("markup-unknown-command", M, ["[/x]"], 2, r"No such command '\[/x\]'", in_output=True)  # typer's usage box
 case("markup-tier-option", M, ["research", "list", "--tier", "[/x]"], 2, r"unknown tier '\[/x\]'")
 case("markup-workspace-option", M, ["--workspace", "/nonexistent/w[/x]", "status"], 2,
@@ -618,20 +618,21 @@ case("markup-ruleset-option", M, ["measure", "--script", "train_gpt.py", "--mode
 
 # == scripts (the checker's area: item 1, deep nesting, item 5's script answers) ===============================
 P = "scripts"
-CHECKER = ("the checker's fix (issue 14 items 1, 3 deep nesting, 5 script answers) has not landed on main "
-           "yet; strict=False, so it passes once it lands")
-case("script-empty", P, "check train_gpt.py --json", 1, r'"verdict": "FAIL"', {"train_gpt.py": ""}, in_output=True,
-     xfail=CHECKER)
-case("script-not-utf8", P, "check train_gpt.py", 1, r"python_grammar.*FAIL|FAIL.*python_grammar",
-     {"train_gpt.py": b"x = '\xff\xfe'\n"}, xfail=CHECKER)
+CHECKER = ("the checker's area (issue 14 item 1): after its merge, an eval('0') beside a socket call still "
+           "gets exit 0; strict=False, so it passes once fixed")
+SEGFAULT = ("the checker's area: since its merge the interpreter dies with SIGSEGV on 5,000 nested parentheses "
+            "(its parser fallback); strict=False, so it passes once fixed")
+case("script-empty", P, "check train_gpt.py --json", 1, r'"verdict": "FAIL"', {"train_gpt.py": ""}, in_output=True)
+case("script-not-utf8", P, "check train_gpt.py", 1, r"python_grammar\s+│ FAIL",
+     {"train_gpt.py": b"x = '\xff\xfe'\n"}, in_output=True)
 case("script-deep-attr", P, "check train_gpt.py --json", 0, r'"status"',
-     {"train_gpt.py": "x = a" + ".b" * 2500 + "()\n"}, xfail=CHECKER)
+     {"train_gpt.py": "x = a" + ".b" * 2500 + "()\n"})
 case("script-exec-lambda", P, "check train_gpt.py --json", 0, r'"status"',
-     {"train_gpt.py": "exec(" + "lambda: " * 900 + "0)\n"}, xfail=CHECKER)
+     {"train_gpt.py": "exec(" + "lambda: " * 900 + "0)\n"})
 case("script-eval-evasion", P, "check train_gpt.py", 1, r"no_network",
      {"train_gpt.py": "import socket\nsocket.create_connection(('x', 1))\neval('0')\n"}, xfail=CHECKER)
 case("script-directory", P, "check scriptdir/train_gpt.py", 1, r"no train_gpt\.py, so every code check is UNKNOWN",
      {"scriptdir/train_gpt.py": DIR}, in_output=True)  # a folder named like a script is checked as a folder
 case("script-markup-name", P, ["check", "s[/x].py"], 0, r"s\[/x\]\.py", {"s[/x].py": "print(1)\n"})
 case("script-deep-parens", P, "check train_gpt.py --json", 1, r"not a Python script.*too many nested parentheses",
-     {"train_gpt.py": "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n"})
+     {"train_gpt.py": "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n"}, xfail=SEGFAULT)
