@@ -584,17 +584,17 @@ case("program-directory", V, "research inject", 1, r"program\.md: is a directory
 # == inflight.json (the next `pgolf run` recovers it: a recovery case) ==========================================
 INFLIGHT = "inflight.json"
 IJ = ".pgolf/running/r0099.json"  # one file per local run in flight
-RUN = "run --hours 0 --json"
+RUN = "run --hours 0"  # the safe-start check then refuses (no data here): exit 2, after the recovery
 # Two scored baseline rows: the noise floor is known, so `--hours 0` recovers and stops without training.
 FLOOR = {"results.tsv": ledger(row(run_id="r0001", status="baseline", seed=1337, val_bpb="1.30", commit=HEAD),
                                row(run_id="r0002", status="baseline", seed=1338, val_bpb="1.31", commit=HEAD))}
-case("inflight-not-utf8", INFLIGHT, RUN, 0, r"r0099\.json.*not UTF-8", {**FLOOR, IJ: b"\xff\xfe"}, recovery=True, timeout=180)
-case("inflight-directory", INFLIGHT, RUN, 1, r"r0099\.json.*directory", {**FLOOR, IJ: DIR}, recovery=True, timeout=180)
-case("inflight-deep", INFLIGHT, RUN, 0, r"r0099\.json.*nest", {**FLOOR, IJ: nested(100_000)}, recovery=True, timeout=180)
-case("inflight-wrong-types", INFLIGHT, RUN, 0, r"r0099\.json.*run_id must be a string",
+case("inflight-not-utf8", INFLIGHT, RUN, 2, r"r0099\.json.*not UTF-8", {**FLOOR, IJ: b"\xff\xfe"}, recovery=True, timeout=180, in_output=True)
+case("inflight-directory", INFLIGHT, RUN, 1, r"r0099\.json.*directory", {**FLOOR, IJ: DIR}, recovery=True, timeout=180, in_output=True)
+case("inflight-deep", INFLIGHT, RUN, 2, r"r0099\.json.*nest", {**FLOOR, IJ: nested(100_000)}, recovery=True, timeout=180, in_output=True)
+case("inflight-wrong-types", INFLIGHT, RUN, 2, r"r0099\.json.*run_id must be a string",
      {**FLOOR, IJ: json.dumps({"run_id": 5, "phase": "running", "parent_commit": "x", "description": "d"})},
-     recovery=True, timeout=180)
-case("inflight-list", INFLIGHT, RUN, 0, r"r0099\.json.*not a JSON object", {**FLOOR, IJ: "[1]"}, recovery=True, timeout=180)
+     recovery=True, timeout=180, in_output=True)
+case("inflight-list", INFLIGHT, RUN, 2, r"r0099\.json.*not a JSON object", {**FLOOR, IJ: "[1]"}, recovery=True, timeout=180, in_output=True)
 
 # == paths and arguments carrying markup =====================================================================
 M = "markup"
