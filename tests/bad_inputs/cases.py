@@ -618,10 +618,6 @@ case("markup-ruleset-option", M, ["measure", "--script", "train_gpt.py", "--mode
 
 # == scripts (the checker's area: item 1, deep nesting, item 5's script answers) ===============================
 P = "scripts"
-CHECKER = ("the checker's area (issue 14 item 1): after its merge, an eval('0') beside a socket call still "
-           "gets exit 0; strict=False, so it passes once fixed")
-SEGFAULT = ("the checker's area: since its merge the interpreter dies with SIGSEGV on 5,000 nested parentheses "
-            "(its parser fallback); strict=False, so it passes once fixed")
 case("script-empty", P, "check train_gpt.py --json", 1, r'"verdict": "FAIL"', {"train_gpt.py": ""}, in_output=True)
 case("script-not-utf8", P, "check train_gpt.py", 1, r"python_grammar\s+│ FAIL",
      {"train_gpt.py": b"x = '\xff\xfe'\n"}, in_output=True)
@@ -629,10 +625,12 @@ case("script-deep-attr", P, "check train_gpt.py --json", 0, r'"status"',
      {"train_gpt.py": "x = a" + ".b" * 2500 + "()\n"})
 case("script-exec-lambda", P, "check train_gpt.py --json", 0, r'"status"',
      {"train_gpt.py": "exec(" + "lambda: " * 900 + "0)\n"})
-case("script-eval-evasion", P, "check train_gpt.py", 1, r"no_network",
-     {"train_gpt.py": "import socket\nsocket.create_connection(('x', 1))\neval('0')\n"}, xfail=CHECKER)
+# Network code is a WARN with or without the eval beside it: the eval never makes it a PASS or UNKNOWN.
+case("script-eval-evasion", P, "check train_gpt.py", 0, r"no_network\s+│ WARN",
+     {"train_gpt.py": "import socket\nsocket.create_connection(('x', 1))\neval('0')\n"}, in_output=True)
 case("script-directory", P, "check scriptdir/train_gpt.py", 1, r"no train_gpt\.py, so every code check is UNKNOWN",
      {"scriptdir/train_gpt.py": DIR}, in_output=True)  # a folder named like a script is checked as a folder
 case("script-markup-name", P, ["check", "s[/x].py"], 0, r"s\[/x\]\.py", {"s[/x].py": "print(1)\n"})
-case("script-deep-parens", P, "check train_gpt.py --json", 1, r"not a Python script.*too many nested parentheses",
-     {"train_gpt.py": "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n"}, xfail=SEGFAULT)
+# Python refuses it; libcst's native parser would overflow the C stack on it, so it never sees it.
+case("script-deep-parens", P, "check train_gpt.py --json", 1, r"does not parse \(line 1: too many nested parentheses",
+     {"train_gpt.py": "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n"}, in_output=True)

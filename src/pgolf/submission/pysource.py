@@ -177,6 +177,8 @@ def _pep701_fstrings(source: str) -> list[str]:
         from libcst.metadata import MetadataWrapper, PositionProvider
     except ImportError:  # pragma: no cover - libcst is a dependency
         return []
+    if _too_deep_for_libcst(source):
+        return []
     try:
         wrapper = MetadataWrapper(cst.parse_module(source))
     except (cst.ParserSyntaxError, RecursionError, ValueError):
@@ -214,6 +216,19 @@ def _pep701_reason(module: Any, node: Any) -> str:
         if single and "\n" in code:
             return "a line break"
     return ""
+
+
+def _too_deep_for_libcst(source: str) -> bool:
+    """Brackets nested past MAX_DEPTH: libcst's native parser recurses on them and can overflow the C
+    stack (a segfault, not an exception), so such code never reaches it."""
+    depth = deepest = 0
+    for ch in _code_outside_strings(source):
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+    return deepest > MAX_DEPTH
 
 
 def _code_outside_strings(code: str) -> str:
@@ -298,6 +313,8 @@ def _rewrite_module(source: str) -> str | None:
     try:
         import libcst as cst
     except ImportError:  # pragma: no cover - libcst is a dependency
+        return None
+    if _too_deep_for_libcst(source):
         return None
     try:
         module = cst.parse_module(source)
