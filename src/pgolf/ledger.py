@@ -104,8 +104,6 @@ def _format_cell(value: Any) -> str:
 
 
 _MAX_LEDGER_BYTES = 4 * 1024**3
-_INT_FIELDS = {"artifact_bytes", "seed", "steps"}
-_FLOAT_FIELDS = {"val_bpb", "memory_gb", "train_seconds"}
 
 
 def _finite(cell: str) -> float:
@@ -115,14 +113,24 @@ def _finite(cell: str) -> float:
     return value
 
 
-def _parse_cell(name: str, cell: str) -> Any:
-    if name in _INT_FIELDS:
-        return int(cell) if cell else None
-    if name in _FLOAT_FIELDS:
-        return _finite(cell) if cell else None
-    if name == "cost_usd":
-        return _finite(cell) if cell else 0.0
-    return cell
+def _int_or_none(cell: str) -> int | None:
+    return int(cell) if cell else None
+
+
+def _float_or_none(cell: str) -> float | None:
+    return _finite(cell) if cell else None
+
+
+def _cost(cell: str) -> float:
+    return _finite(cell) if cell else 0.0
+
+
+# One parser per column, in COLUMNS order (None: the text as it is); a table, not a per-cell lookup,
+# because `pgolf status` parses every row of a 10,000-row ledger on each call.
+_NUMBER_PARSERS = {"artifact_bytes": _int_or_none, "seed": _int_or_none, "steps": _int_or_none,
+                   "val_bpb": _float_or_none, "memory_gb": _float_or_none, "train_seconds": _float_or_none,
+                   "cost_usd": _cost}
+_PARSERS = tuple(_NUMBER_PARSERS.get(name) for name in COLUMNS)
 
 
 def parse_line(line: str) -> LedgerRow:
@@ -130,13 +138,13 @@ def parse_line(line: str) -> LedgerRow:
     cells = line.split("\t")
     if len(cells) != len(COLUMNS):
         raise ValueError(f"expected {len(COLUMNS)} columns, found {len(cells)}")
-    values = {}
-    for name, cell in zip(COLUMNS, cells, strict=True):
-        try:
-            values[name] = _parse_cell(name, cell)
-        except ValueError:
-            raise ValueError(f"column {name}: not a number: {cell!r}") from None
-    return LedgerRow(**values)
+    for index, parse in enumerate(_PARSERS):
+        if parse is not None:
+            try:
+                cells[index] = parse(cells[index])
+            except ValueError:
+                raise ValueError(f"column {COLUMNS[index]}: not a number: {cells[index]!r}") from None
+    return LedgerRow(*cells)  # LedgerRow's fields are COLUMNS, in order
 
 
 class Ledger:
