@@ -57,6 +57,7 @@ def test_init_in_a_clone_says_it_adopted_the_script_and_commits_as_the_user(tmp_
     assert ("It reads DATA_PATH (its default: ./data/datasets/fineweb10B_sp1024); pgolf sets it from "
             "pgolf.toml's [data] dataset_dir.") in text
     assert "It reads TOKENIZER_PATH" in text and "[data] tokenizer_path" in text
+    assert "It needs CUDA (line 6 raises when torch.cuda.is_available() is false)" in text
     assert "It reads CHECKPOINT_DIR (its default: ckpt); pgolf does not set it" in text
     assert "Committed on branch main as Ada Lovelace <ada.lovelace@example.org>." in text
     log = subprocess.run(["git", "log", "-1", "--format=%an <%ae>|%cn|%s"], cwd=clone, env=env,

@@ -1,4 +1,4 @@
-"""What `pgolf init` says about a train_gpt.py it adopts: that it kept it, and what the script reads."""
+"""What `pgolf init` says about a train_gpt.py it adopts: that it kept it, what it needs and reads."""
 
 from __future__ import annotations
 
@@ -45,8 +45,12 @@ def path_reads(source: str) -> list[EnvRead]:
 
 
 def adoption_notes(source: str) -> list[str]:
-    """One line per thing a user should know about the adopted script's inputs."""
+    """One line per thing a user should know about the adopted script: the device it needs, its inputs."""
+    from pgolf.loop.setup_check import script_needs_cuda
+
     notes = []
+    if cuda := script_needs_cuda(source):
+        notes.append(f"needs CUDA ({cuda}); on a machine without a CUDA GPU `pgolf run` refuses it")
     for read in path_reads(source):
         default = f" (its default: {read.default})" if read.default else ""
         if read.name in SET_BY_PGOLF:
