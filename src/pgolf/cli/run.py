@@ -15,9 +15,12 @@ from pgolf.loop.supervisor import LoopSummary, run_loop
 
 
 def results_table(summary: LoopSummary, title: str) -> Table:
-    """The runs of this loop as a table."""
+    """The runs of this loop as a table: one row per run, in the order they started, as they ended."""
     table = Table("run", "status", "val_bpb", "gain", "description", title=plain(title))  # a stop reason quotes errors
-    for r in summary.records:
+    last: dict[str, Any] = {}
+    for r in summary.records:  # a candidate reports twice: screened (replicate), then judged (keep/discard)
+        last[r.run_id] = r  # a dict keeps each run at its first place
+    for r in last.values():
         gain = "-" if r.gain is None else f"{r.gain:+.4f}"
         table.add_row(plain(r.run_id), plain(r.status, STATUS_STYLE.get(r.status, "")), fmt_bpb(r.val_bpb), gain,
                       plain(r.description))
