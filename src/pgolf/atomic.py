@@ -7,6 +7,17 @@ import tempfile
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    # umask can only be read by setting it: done once, at import, because the set-and-restore would
+    # briefly give files made meanwhile by other threads (slots record in parallel) a mode of 0666.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a fsynced temp file in the same folder and a rename."""
     path = Path(path)
@@ -16,9 +27,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         try:
             mode = os.stat(path).st_mode & 0o777
         except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
+            mode = 0o666 & ~_UMASK
         os.chmod(tmp, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -26,20 +26,27 @@ class GitError(PgolfError):
     """A git command failed; the message carries its stderr."""
 
 
-def _fallback_identity(root: Path) -> dict[str, str]:
-    """pgolf's identity for the parts (author, committer; name, email) git cannot find configured."""
-    missing = {}
-    for key in ("name", "email"):
-        proc = subprocess.run(["git", "config", "--get", f"user.{key}"], cwd=root if root.is_dir() else None,
-                              capture_output=True, text=True)
-        if not proc.stdout.strip():
-            missing |= {k: v for k, v in _IDENTITY.items() if k.endswith(key.upper())}
-    return missing
+def fallback_identity(root: Path) -> dict[str, str]:
+    """pgolf's identity for the parts (author, committer; name, email) git cannot find configured.
+
+    One `git config` call; a caller that commits many times (the loop) looks it up once and passes it on.
+    """
+    proc = subprocess.run(["git", "config", "--get-regexp", r"^user\.(name|email)$"],
+                          cwd=root if root.is_dir() else None, capture_output=True, text=True)
+    found = {line.split(maxsplit=1)[0].removeprefix("user.") for line in proc.stdout.splitlines()
+             if len(line.split(maxsplit=1)) == 2}
+    return {k: v for k, v in _IDENTITY.items() if k.rsplit("_", 1)[1].lower() not in found}
 
 
-def git(root: Path, *args: str, check: bool = True, input: str | None = None) -> str:
-    """Run `git args...` in `root` and return stdout (stripped)."""
-    env = {**(_fallback_identity(root) if args and args[0] in _COMMITTING else {}), **os.environ}
+def git(root: Path, *args: str, check: bool = True, input: str | None = None,
+        identity: dict[str, str] | None = None) -> str:
+    """Run `git args...` in `root` and return stdout (stripped). A committing command gets `identity`
+    (default: looked up now) for whatever of the user's own identity is missing."""
+    if args and args[0] in _COMMITTING:
+        fallback = fallback_identity(root) if identity is None else identity
+    else:
+        fallback = {}
+    env = {**fallback, **os.environ}
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     proc = subprocess.run(
         ["git", *args], cwd=root, env=env, input=input, capture_output=True, text=True

@@ -26,6 +26,7 @@ from pgolf.compute.base import (
     pump_lines,
     write_command_files,
 )
+from pgolf.compute.launcher import pidfd, wait_readable
 
 _KILL_GRACE_SECONDS = 5.0  # more than the launcher's own grace, so it can end the tree first
 _LAUNCHER_GRACE_SECONDS = 4.0
@@ -159,16 +160,19 @@ class LocalBackend:
         return outcome
 
     def _wait(self, proc: subprocess.Popen[bytes], request: RunRequest, outcome: RunOutcome) -> None:
-        """Poll until the process exits, the hard timeout passes, or the caller cancels."""
+        """Wait until the process exits, the hard timeout passes, or the caller cancels (the exit is seen
+        at once through its pidfd; the limits are checked every 0.1 s)."""
         deadline = time.monotonic() + request.timeout_seconds
-        while True:
-            try:
-                proc.wait(timeout=_POLL_SECONDS)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-            if limit_reached(request, deadline, outcome, time.monotonic()):
-                kill_group(proc.pid)
-                proc.wait()
-                return
-
+        exit_fd = pidfd(proc.pid)
+        try:
+            while True:
+                wait_readable([exit_fd] if exit_fd is not None else [], _POLL_SECONDS)
+                if proc.poll() is not None:
+                    return
+                if limit_reached(request, deadline, outcome, time.monotonic()):
+                    kill_group(proc.pid)
+                    proc.wait()
+                    return
+        finally:
+            if exit_fd is not None:
+                os.close(exit_fd)

@@ -19,7 +19,6 @@ from pgolf.loop.proposers.base import Proposal, ProposalContext, Proposer
 from pgolf.loop.setup_check import never_stepped, setup_failure
 from pgolf.loop.slots import Slot
 from pgolf.status import Status
-from pgolf.workspace import TRAIN_SCRIPT
 
 
 def _row(state: InFlight, status: str, result: RunResult | None, reason: str = "", promoted: str = "no"):
@@ -128,7 +127,7 @@ def _no_run(lab: Lab, state: InFlight, proposal: Proposal, status: str, reason: 
 
 def _run_change(lab: Lab, slot: Slot, state: InFlight, proposer: Proposer, ctx: ProposalContext) -> Screened:
     refs, folder = lab.refs, lab.folder(state.run_id)
-    parent_source = refs.git("show", f"{state.parent_commit}:{TRAIN_SCRIPT}")
+    parent_source = refs.script(state.parent_commit)
     state.commit = refs.commit_slot(ctx.worktree, f"{state.run_id}: {state.description}")
     state.phase = "running"
     lab.save(state)

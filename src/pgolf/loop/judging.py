@@ -26,7 +26,6 @@ from pgolf.loop.promotion import decide_promotion, write_promotion
 from pgolf.loop.proposers.base import Proposer
 from pgolf.loop.refs import Refs
 from pgolf.status import Status
-from pgolf.workspace import TRAIN_SCRIPT
 
 
 @dataclass
@@ -67,9 +66,7 @@ def screened_count(rows: Sequence[LedgerRow], before: str = "") -> int:
 
 def simpler_than(refs: Refs, commit: str, parent_commit: str) -> bool:
     """The candidate's script has fewer non-blank lines than its parent's."""
-    after = refs.git("show", f"{commit}:{TRAIN_SCRIPT}")
-    before = refs.git("show", f"{parent_commit}:{TRAIN_SCRIPT}")
-    return code_lines(after) < code_lines(before)
+    return code_lines(refs.script(commit)) < code_lines(refs.script(parent_commit))
 
 
 def verdict_for(policy: KeepPolicy, rows: Sequence[LedgerRow], candidate: Candidate, incumbent: str) -> Verdict:

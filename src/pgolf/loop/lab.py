@@ -30,7 +30,7 @@ from pgolf.loop.proposers.base import Proposer
 from pgolf.loop.refs import Refs
 from pgolf.loop.slots import Slot
 from pgolf.status import Status
-from pgolf.workspace import TRAIN_SCRIPT, RunFolder, Workspace
+from pgolf.workspace import RunFolder, Workspace
 
 TIER = "local"
 _RUN_ID = re.compile(r"^r(\d+)")
@@ -121,7 +121,7 @@ class Lab:
 
     def _tracker_info(self, state: InFlight, env: dict[str, str]) -> dict[str, Any]:
         """Tokens per step, the wallclock limit and the slot, for the display's rates and ETA."""
-        script = self.refs.git("show", f"{state.commit}:{TRAIN_SCRIPT}")
+        script = self.refs.script(state.commit)
         tokens = env.get("TRAIN_BATCH_TOKENS")
         if tokens is None:
             param = find(read_hyperparameters(script), "TRAIN_BATCH_TOKENS")

@@ -24,6 +24,7 @@ from pgolf.workspace import TRAIN_SCRIPT, Workspace
 BEST_BRANCH = "pgolf/best"
 EXPLORE_BRANCH = "pgolf/explore"
 TAG_PREFIX = "pgolf/exp/"
+_SCRIPTS_KEPT = 64
 
 
 class Refs:
@@ -33,9 +34,22 @@ class Refs:
         self.ws = ws
         self.lock = threading.RLock()
         self._best = ""  # pgolf/best as this loop last read or moved it (it alone moves it while it runs)
+        # Looked up once per loop: every proposal is a commit, and the lookup is a git process of its own.
+        self._identity: dict[str, str] | None = None
+        self._scripts: dict[str, str] = {}  # train_gpt.py by commit (a commit never changes)
 
     def git(self, *args: str, check: bool = True, cwd: Path | None = None) -> str:
-        return git.git(cwd or self.ws.root, *args, check=check)
+        if args and args[0] == "commit" and self._identity is None:
+            self._identity = git.fallback_identity(self.ws.root)
+        return git.git(cwd or self.ws.root, *args, check=check, identity=self._identity)
+
+    def script(self, commit: str) -> str:
+        """train_gpt.py as committed in `commit`."""
+        if commit not in self._scripts:
+            if len(self._scripts) >= _SCRIPTS_KEPT:
+                self._scripts.pop(next(iter(self._scripts)))
+            self._scripts[commit] = self.git("show", f"{commit}:{TRAIN_SCRIPT}")
+        return self._scripts[commit]
 
     def best_commit(self) -> str:
         """The commit pgolf/best points at."""
@@ -85,14 +99,10 @@ class Refs:
                     self.git("branch", "-f", BEST_BRANCH, commit)
                     self._best = commit
                 elif status != Status.REPLICATE:  # a candidate still being replicated is tagged when judged
-                    tag = TAG_PREFIX + run_id
-                    if not self.git("tag", tag, commit, check=False) and not self._has_tag(tag):
-                        raise WorkspaceError(f"could not tag {commit[:8]} as {tag}")
+                    # update-ref: one process, and idempotent (recovery may tag the same run again).
+                    self.git("update-ref", f"refs/tags/{TAG_PREFIX}{run_id}", commit)
             if status == Status.KEEP or self.git("rev-parse", "HEAD") != self.best_commit():
                 self.reset_explore()  # proposals never touch this checkout: only a keep (or recovery) moves it
-
-    def _has_tag(self, tag: str) -> bool:
-        return bool(self.git("rev-parse", "--verify", "-q", f"refs/tags/{tag}", check=False))
 
     # -- slots -------------------------------------------------------------------------------------
 
