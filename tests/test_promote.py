@@ -356,3 +356,42 @@ def test_several_ssh_hosts_run_promotions_at_once(sshd: LocalSshd, tmp_path: Pat
     assert sorted(r.status for r in results) == ["keep", "keep"]
     commands = [ws.run(r.plan.remote_run_id).command.read_text() for r in results]
     assert any("@127.0.0.1 port" in c for c in commands) and any("@localhost port" in c for c in commands)
+
+
+def test_a_kill_with_promotions_in_flight_on_two_hosts_recovers_both(sshd: LocalSshd, tmp_path: Path):
+    ws = make_workspace(tmp_path, budget={"total_usd": 10.0, "min_seconds_between_paid_runs": 0},
+                        ssh=ssh_settings(sshd, tmp_path, gpus=1, price_per_gpu_hour=2.5,
+                                         env={"RELEASE_FILE": str(tmp_path / "never")}),
+                        parents=("L1", "L2"))
+    text = ws.config_path.read_text().replace(
+        "[tiers.ssh]\n", f'[tiers.ssh]\nhosts = [{{ host = "localhost", port = {sshd.port}, user = "{sshd.user}" }}]\n')
+    ws.config_path.write_text(text)
+    queue = ("from pathlib import Path; from pgolf.workspace import Workspace; "
+             "from pgolf.loop.promote import run_promotion_queue; "
+             f"ws = Workspace(Path({str(ws.root)!r})); run_promotion_queue(ws, ws.config())")
+    proc = subprocess.Popen([sys.executable, "-c", queue], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_files = [tmp_path / "remote" / f"{run}-ssh" / PID_FILE for run in ("L1", "L2")]
+    deadline = time.monotonic() + 60
+    while not all(p.exists() and p.read_text().strip() for p in pid_files):
+        assert proc.poll() is None and time.monotonic() < deadline, "both remote runs never started"
+        time.sleep(0.05)
+    groups = [int(p.read_text()) for p in pid_files]
+    hosts = sorted(json.loads(p.read_text())["host"] for p in ws.promotions_dir.glob("*.json"))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert hosts == [f"127.0.0.1:{sshd.port}", f"localhost:{sshd.port}"], "one run on each host"
+    assert [e.state for e in ws.budget().history()] == ["reserved", "reserved"]
+
+    messages = sweep_at_start(ws, ws.config())
+
+    assert sum("recorded as crash" in m for m in messages) == 2, messages
+    stop = time.monotonic() + 15
+    while any(_group_alive(g) for g in groups) and time.monotonic() < stop:
+        time.sleep(0.1)
+    assert not [g for g in groups if _group_alive(g)], "every remote process group was killed, on its own host"
+    assert [e.state for e in ws.budget().history()] == ["settled", "settled"]
+    crashes = sorted((r.parent_run, r.status) for r in ws.ledger().rows() if r.parent_run in ("L1", "L2"))
+    assert crashes == [("L1", "crash"), ("L2", "crash")]
+    assert _promoted(ws, "L1") == _promoted(ws, "L2") == "yes"
+    assert list(ws.promotions_dir.glob("*.json")) == []
+    assert run_promotion_queue(ws, ws.config()) == [], "never paid for twice"
