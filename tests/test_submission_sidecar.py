@@ -210,9 +210,14 @@ def test_differences_that_cancel_are_a_warning(caseops, models: dict[str, Path],
     assert f"fineweb_val_bytes_000000.bin[{plain[3]:,}]" in report.evidence[1]
 
 
-def test_a_byte_fallback_run_may_carry_its_bytes_on_any_piece(caseops, models: dict[str, Path],
-                                                              tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1 << 22, 5])
+def test_a_byte_fallback_run_may_carry_its_bytes_on_any_piece(chunk: int, caseops, models: dict[str, Path],
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgolf.submission import sidecar
+
+    monkeypatch.setattr(sidecar, "_CHUNK", chunk)  # tiny passes: their ends must never cut a run
     sp, _, tokens, side = caseops
+    assert verify_sidecar(_val_dir(tmp_path / "last", tokens, side), models["caseops"]).status == PASS
     spread = side.copy()
     is_byte = np.array([sp.is_byte(int(t)) for t in tokens])
     spread[is_byte] = 1  # the canonical tables' 1 per byte piece instead of the run on its last piece

@@ -114,30 +114,36 @@ def _compare(tally: _Tally, tokens: np.ndarray, side: np.ndarray, prev: int | No
     """Add one chunk of a shard: `prev` is the token before it (None at the start of the split)."""
     luts, control, is_byte = tables
     n = tokens.shape[0]
-    target = np.asarray(tokens)
+    target = tokens.astype(np.intp)  # one conversion for every table lookup below
     before = np.empty_like(target)
     before[1:] = target[:-1]
     before[0] = prev if prev is not None else 0
     expected = token_bytes(before, target, luts)
     if prev is None:  # the split's first token follows nothing: no leading space to count
         expected[0] = luts.base_bytes[target[0]]
-    got = np.asarray(side, dtype=np.int32)
+    got = side.astype(np.int32)
     diff = got - expected
     tally.tokens += n
     tally.sidecar += int(got.sum(dtype=np.int64))
     tally.decoded += int(expected.sum(dtype=np.int64))
     tally.control += int(np.count_nonzero(control[target]))
-    # A unit ends at every token but one followed by another byte-fallback token (a chunk's last token
-    # always ends one: chunks are large, so a run cut there is rare and at worst a spurious mismatch pair).
+    differ = np.flatnonzero(diff)
+    if not differ.size:
+        return
+    # Units: every token alone, except that a run of byte-fallback tokens is one unit.
     byte = is_byte[target]
-    ends = np.flatnonzero(~np.concatenate((byte[:-1] & byte[1:], [False])))
-    sums = np.add.reduceat(diff, np.concatenate(([0], ends[:-1] + 1)))
-    bad = np.flatnonzero(sums)
+    opens = np.concatenate(([True], ~(byte[:-1] & byte[1:])))  # where a unit starts
+    unit = (np.cumsum(opens, dtype=np.intp) - 1)[differ]
+    first = np.flatnonzero(np.concatenate(([True], unit[1:] != unit[:-1])))  # `unit` is sorted
+    units = unit[first]
+    sums = np.add.reduceat(diff[differ], first)
+    bad = units[sums != 0]
     tally.mismatches += int(bad.size)
-    tally.at_control += int(np.count_nonzero(control[target[ends[bad]]]))
+    starts = np.flatnonzero(opens)
+    unit_end = np.append(starts[1:] - 1, n - 1)
+    tally.at_control += int(np.count_nonzero(control[target[unit_end[bad]]]))
     for b in bad[: max(0, _EXAMPLES - len(tally.examples))]:
-        start = 0 if b == 0 else int(ends[b - 1]) + 1
-        tally.examples.append(describe(start, int(ends[b]), target, got, expected))
+        tally.examples.append(describe(int(starts[b]), int(unit_end[b]), target, got, expected))
 
 
 def _describer(sp, name: str, offset: int) -> Callable[..., str]:
@@ -177,11 +183,14 @@ def verify_sidecar(val_dir: Path, tokenizer_path: Path) -> SidecarReport:
                                  "the tokens", [f"{side_path}: {side.shape[0]:,} entries; {shard}: {count:,} tokens"],
                                  tokens=tally.tokens + count)
         before = tally.sidecar, tally.decoded
-        for lo in range(0, count, _CHUNK):
+        lo = 0
+        while lo < count:
             hi = min(count, lo + _CHUNK)
+            while hi < count and is_byte[tokens[hi - 1]] and is_byte[tokens[hi]]:
+                hi += 1  # a chunk never cuts a byte-fallback run: its bytes may sit on any of its pieces
             _compare(tally, tokens[lo:hi], side[lo:hi], prev, (luts, control, is_byte),
                      _describer(sp, side_path.name, lo))
-            prev = int(tokens[hi - 1])
+            prev, lo = int(tokens[hi - 1]), hi
         per_shard.append(f"{shard.name} + {side_path.name}: {count:,} tokens, sidecar "
                          f"{tally.sidecar - before[0]:,} bytes, decode {tally.decoded - before[1]:,} bytes")
     return _verdict(tally, per_shard)
