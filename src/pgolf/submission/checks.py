@@ -591,9 +591,9 @@ def check_lut(ctx: _Context) -> CheckResult:
     return got(UNKNOWN, audit.reason, [where])
 
 
-SIDECAR_RULE = ("README rule 2: with a changed tokenizer or dataset, prove val_bpb is correctly calculated; the "
-                "byte denominator is the UTF-8 bytes the validation token ids decode to (openai/parameter-golf#1604): "
-                "the canonical byte rule, where a reversible transform's control symbols count 0")
+SIDECAR_RULE = ("README rule 2: a changed tokenizer or dataset must prove val_bpb correct; the byte denominator is "
+                "what the validation tokens decode to (the canonical byte rule, a transform's control symbols "
+                "counting 0; openai/parameter-golf#1604)")
 
 
 def _check_sidecar(ctx: _Context, audit: LutAudit, reads: list[str], tables: str) -> CheckResult:
@@ -604,11 +604,10 @@ def _check_sidecar(ctx: _Context, audit: LutAudit, reads: list[str], tables: str
                             if "byte_sidecar:enabled" in (ctx.sub.text(n) or "")] + [tables]
     val_data, tokenizer = ctx.options.val_data, ctx.options.tokenizer
     if val_data is None or tokenizer is None:
-        missing = " and ".join(w for w, v in (("the validation shards", val_data), ("the tokenizer", tokenizer))
-                               if v is None)
-        return out(WARN, f"{audit.status} tables, but the byte denominator can come from a submitter-built sidecar "
-                   f"file: {missing} not given, so it is not checked against the tokenizer's decode (pass --val-data "
-                   "DIR --tokenizer MODEL)", script_lines)
+        missing = " and ".join(w for w, v in (("shards", val_data), ("tokenizer", tokenizer)) if v is None)
+        return out(WARN, f"{audit.status} tables, but the byte denominator comes from a submitter-built sidecar "
+                   f"file, not checked against the tokenizer's decode (no {missing}): pass --val-data DIR "
+                   "--tokenizer MODEL", script_lines)
     from pgolf.submission.sidecar import verify_sidecar  # numpy passes over the split: only when asked
 
     given = f"verified: {val_data} with {tokenizer}"
