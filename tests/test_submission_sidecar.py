@@ -225,14 +225,16 @@ def test_a_byte_fallback_run_may_carry_its_bytes_on_any_piece(chunk: int, caseop
     assert verify_sidecar(_val_dir(tmp_path, tokens, spread), models["caseops"]).status == PASS
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "directory", "tokenizer", "not_a_folder", "no_shards"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "directory", "tokenizer", "not_a_folder", "no_shards",
+                                    "empty"])
 def test_broken_inputs_are_one_line(damage: str, caseops, models: dict[str, Path], tmp_path: Path) -> None:
     _, _, tokens, side = caseops
     val = _val_dir(tmp_path / "val", tokens, side)
     sidecar, model = val / "fineweb_val_bytes_000000.bin", models["caseops"]
     expected = {"missing": "has no byte sidecar fineweb_val_bytes_000000.bin", "garbage": "bad magic",
                 "directory": "a directory", "tokenizer": "not a SentencePiece model",
-                "not_a_folder": "not a folder", "no_shards": "no validation shards"}[damage]
+                "not_a_folder": "not a folder", "no_shards": "no validation shards",
+                "empty": "hold no tokens"}[damage]
     if damage == "missing":
         sidecar.unlink()
     elif damage == "garbage":
@@ -245,6 +247,8 @@ def test_broken_inputs_are_one_line(damage: str, caseops, models: dict[str, Path
         model.write_bytes(b"this is not a protobuf \xff\xfe" * 10)
     elif damage == "not_a_folder":
         val = sidecar
+    elif damage == "empty":
+        val = _val_dir(tmp_path / "empty", tokens[:0], side[:0])
     else:
         (val / "fineweb_val_000000.bin").unlink()
     with pytest.raises(DataError) as err:

@@ -27,9 +27,9 @@ import numpy as np
 from pgolf.data.shards import load_shard
 from pgolf.errors import DataError
 from pgolf.scoring.luts import LEADING_SPACE, ByteLUTs, build_luts, load_tokenizer, token_bytes
+from pgolf.submission.checks import FAIL, PASS, WARN
 
-PASS, WARN, FAIL = "PASS", "WARN", "FAIL"  # the checker's statuses (pgolf.submission.checks)
-VAL_SHARD = re.compile(r"^fineweb_val_\d+\.bin$")
+_VAL_SHARD = re.compile(r"^fineweb_val_\d+\.bin$")
 _CHUNK = 1 << 22  # tokens per pass: bounded memory on a 48M-token split
 _EXAMPLES = 5
 
@@ -61,12 +61,12 @@ def find_sidecar_data(folder: Path) -> tuple[Path | None, Path | None]:
     """(folder holding validation shards and their sidecars, the one *.model) inside a records folder; each
     None when absent or ambiguous."""
     shard_dirs = {p.parent for p in folder.rglob("fineweb_val_*.bin")
-                  if VAL_SHARD.match(p.name) and (p.parent / sidecar_name(p.name)).exists()}
+                  if _VAL_SHARD.match(p.name) and (p.parent / sidecar_name(p.name)).exists()}
     models = [p for p in folder.rglob("*.model") if p.is_file()]
     return (shard_dirs.pop() if len(shard_dirs) == 1 else None), (models[0] if len(models) == 1 else None)
 
 
-def original_byte_luts(sp) -> tuple[ByteLUTs, np.ndarray]:
+def _original_byte_luts(sp) -> tuple[ByteLUTs, np.ndarray]:
     """The canonical tables with every control symbol of a reversible transform at 0 base bytes, and the
     mask of those symbols."""
     luts = build_luts(sp)
@@ -86,7 +86,7 @@ def _pairs(val_dir: Path) -> list[tuple[Path, Path]]:
         raise DataError(f"{val_dir}: no such folder")
     if not val_dir.is_dir():
         raise DataError(f"{val_dir}: not a folder (give the folder holding fineweb_val_*.bin and their sidecars)")
-    shards = sorted(p for p in val_dir.iterdir() if VAL_SHARD.match(p.name))
+    shards = sorted(p for p in val_dir.iterdir() if _VAL_SHARD.match(p.name))
     if not shards:
         raise DataError(f"{val_dir}: no validation shards fineweb_val_NNNNNN.bin")
     pairs = [(p, p.with_name(sidecar_name(p.name))) for p in shards]
@@ -167,7 +167,7 @@ def verify_sidecar(val_dir: Path, tokenizer_path: Path) -> SidecarReport:
     val_dir, tokenizer_path = Path(val_dir), Path(tokenizer_path)
     pairs = _pairs(val_dir)
     sp = load_tokenizer(tokenizer_path)
-    luts, control = original_byte_luts(sp)
+    luts, control = _original_byte_luts(sp)
     is_byte = np.zeros(luts.size, dtype=bool)
     is_byte[[i for i in range(sp.vocab_size()) if sp.is_byte(i)]] = True
     tally = _Tally()
@@ -193,6 +193,8 @@ def verify_sidecar(val_dir: Path, tokenizer_path: Path) -> SidecarReport:
             prev, lo = int(tokens[hi - 1]), hi
         per_shard.append(f"{shard.name} + {side_path.name}: {count:,} tokens, sidecar "
                          f"{tally.sidecar - before[0]:,} bytes, decode {tally.decoded - before[1]:,} bytes")
+    if not tally.tokens:
+        raise DataError(f"{val_dir}: the validation shards hold no tokens")
     return _verdict(tally, per_shard)
 
 
