@@ -43,7 +43,8 @@ def load_val_byte_counts(pattern):
 
 
 def case_encode(text: str) -> str:
-    """Lower-case every ASCII word, marking what it was: Title, ALLCAPS, or each capital of a mixed word."""
+    """Lower-case every ASCII word, marking what it was: Title, ALLCAPS, or each capital of a mixed word; a
+    marker character already in the text is escaped."""
     def word(m: re.Match[str]) -> str:
         w = m.group(0)
         if w.islower():
@@ -53,13 +54,17 @@ def case_encode(text: str) -> str:
         if w.isupper():
             return ALLCAPS + w.lower()
         return "".join(CAPNEXT + c.lower() if c.isupper() else c for c in w)
-    return re.sub(r"[A-Za-z]+", word, text)
+    return re.sub(r"[A-Za-z]+", word, "".join(ESC + c if c in MARKERS else c for c in text))
+
+
+_CODE = re.compile(f"{ESC}(.)|{TITLE}([a-z])|{ALLCAPS}([a-z]+)|{CAPNEXT}([a-z])", re.DOTALL)
 
 
 def case_decode(text: str) -> str:
-    text = re.sub(TITLE + "([a-z])", lambda m: m.group(1).upper(), text)
-    text = re.sub(ALLCAPS + "([a-z]+)", lambda m: m.group(1).upper(), text)
-    return re.sub(CAPNEXT + "([a-z])", lambda m: m.group(1).upper(), text)
+    def undo(m: re.Match[str]) -> str:
+        literal, title, caps, capital = m.groups()
+        return literal if literal is not None else (title or caps or capital).upper()
+    return _CODE.sub(undo, text)
 
 
 def _sentence(rng: random.Random, foreign: bool) -> str:
@@ -70,7 +75,8 @@ def _sentence(rng: random.Random, foreign: bool) -> str:
         w = w.title() if form < 0.25 else w.upper() if form < 0.35 else "iPhone" if w == "iphone" else w
         words.append(w)
     if foreign:  # characters no training text has: byte-fallback pieces
-        words.insert(rng.randint(0, len(words)), rng.choice(("日本", "café", "Zürich", "naïve")))
+        words.insert(rng.randint(0, len(words)), rng.choice(("日本", "café", "Zürich", "naïve", f"[{TITLE}]",
+                                                              f"x{ESC}y")))
     return " ".join(words) + rng.choice((".", "!", ", 42.", "?"))
 
 
@@ -99,8 +105,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _exporter_bytes(sp, ids: list[int]) -> list[int]:
-    """Original bytes per piece as an exporter counts them: the piece's text without markers; a byte-fallback
-    run's bytes all on its last piece."""
+    """Original bytes per piece as an exporter counts them: the piece's text without markers (a marker after
+    the escape is text); a byte-fallback run's bytes all on its last piece."""
     counts = []
     for i, t in enumerate(ids):
         if sp.is_byte(t):
@@ -111,7 +117,8 @@ def _exporter_bytes(sp, ids: list[int]) -> list[int]:
             counts.append(run)
         else:
             piece = sp.id_to_piece(t).replace("\u2581", " ")
-            counts.append(len("".join(c for c in piece if c not in MARKERS).encode()))
+            literal = i > 0 and sp.id_to_piece(ids[i - 1]) == ESC
+            counts.append(len("".join(c for c in piece if literal or c not in MARKERS).encode()))
     return counts
 
 
@@ -151,6 +158,7 @@ def test_the_correct_sidecar_sums_to_each_documents_original_bytes(caseops) -> N
     markers = {sp.piece_to_id(m) for m in MARKERS}
     assert markers & set(tokens.tolist()), "the documents use the control symbols"
     assert any(sp.is_byte(int(t)) for t in tokens), "and byte-fallback pieces"
+    assert any(TITLE in d for d in docs) and any(ESC in d for d in docs), "and marker characters as text"
 
 
 def test_a_correct_caseops_sidecar_passes(caseops, models: dict[str, Path], tmp_path: Path) -> None:

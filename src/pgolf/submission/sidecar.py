@@ -7,7 +7,9 @@ BOS). The script then divides by their sum instead of the canonical tables'. REA
 tokenizer to prove val_bpb right, and the bytes are those the token ids decode to (openai/parameter-golf
 #1604). ASCII case changes keep byte counts, so a token's original bytes are its canonical bytes
 (`pgolf.scoring.luts`), except that a control symbol of the transform (a piece of private-use characters
-only, after its leading "▁") stands for no original byte.
+only, after its leading "▁") stands for no original byte. An escape symbol (CaseOps' U+E004, U+E000 in
+its first version) marks the control symbol after it as a literal character of the text: that one keeps
+its UTF-8 bytes.
 
 An exporter may place a character's bytes on any one of its byte-fallback pieces (the piece surfaces
 SentencePiece reports give a multi-byte character to its last byte piece), so a run of consecutive
@@ -32,6 +34,7 @@ from pgolf.submission.checks import FAIL, PASS, WARN
 _VAL_SHARD = re.compile(r"^fineweb_val_\d+\.bin$")
 _CHUNK = 1 << 22  # tokens per pass: bounded memory on a 48M-token split
 _EXAMPLES = 5
+_ESCAPES = frozenset({"\ue004", "\ue000"})  # CaseOps' escape symbol (v2, v1)
 
 
 @dataclass
@@ -66,19 +69,37 @@ def find_sidecar_data(folder: Path) -> tuple[Path | None, Path | None]:
     return (shard_dirs.pop() if len(shard_dirs) == 1 else None), (models[0] if len(models) == 1 else None)
 
 
-def _original_byte_luts(sp) -> tuple[ByteLUTs, np.ndarray]:
-    """The canonical tables with every control symbol of a reversible transform at 0 base bytes, and the
-    mask of those symbols."""
+@dataclass(frozen=True)
+class _Tables:
+    """Per token id: the original-byte tables and the masks the comparison needs."""
+
+    luts: ByteLUTs  # canonical, with every control symbol of the transform at 0 base bytes
+    control: np.ndarray  # bool: a control symbol of the transform
+    escape: np.ndarray  # bool: the escape symbol, after which a control symbol is a literal character
+    literal: np.ndarray  # int32: a control symbol's UTF-8 bytes, when it is a literal character
+    is_byte: np.ndarray  # bool: a byte-fallback piece
+
+    @property
+    def has_escape(self) -> bool:
+        return bool(self.escape.any())
+
+
+def _tables(sp) -> _Tables:
     luts = build_luts(sp)
     control = np.zeros(luts.size, dtype=bool)
+    escape = np.zeros(luts.size, dtype=bool)
+    is_byte = np.zeros(luts.size, dtype=bool)
     for i in range(sp.vocab_size()):
+        is_byte[i] = sp.is_byte(i)
         piece = sp.id_to_piece(i).removeprefix(LEADING_SPACE)
-        if piece and not luts.is_boundary[i] and not sp.is_byte(i) \
+        if piece and not luts.is_boundary[i] and not is_byte[i] \
                 and all(unicodedata.category(c) == "Co" for c in piece):
             control[i] = True
+            escape[i] = piece in _ESCAPES
     base = luts.base_bytes.copy()
     base[control] = 0
-    return ByteLUTs(base, luts.has_leading_space, luts.is_boundary), control
+    literal = np.where(control, luts.base_bytes, 0).astype(np.int32)
+    return _Tables(ByteLUTs(base, luts.has_leading_space, luts.is_boundary), control, escape, literal, is_byte)
 
 
 def _pairs(val_dir: Path) -> list[tuple[Path, Path]]:
@@ -109,18 +130,22 @@ class _Tally:
     examples: list[str] = field(default_factory=list)
 
 
-def _compare(tally: _Tally, tokens: np.ndarray, side: np.ndarray, prev: int | None,
-             tables: tuple[ByteLUTs, np.ndarray, np.ndarray], describe: Callable[..., str]) -> None:
+def _compare(tally: _Tally, tokens: np.ndarray, side: np.ndarray, prev: int | None, tables: _Tables,
+             describe: Callable[..., str]) -> None:
     """Add one chunk of a shard: `prev` is the token before it (None at the start of the split)."""
-    luts, control, is_byte = tables
     n = tokens.shape[0]
     target = tokens.astype(np.intp)  # one conversion for every table lookup below
     before = np.empty_like(target)
     before[1:] = target[:-1]
     before[0] = prev if prev is not None else 0
-    expected = token_bytes(before, target, luts)
+    expected = token_bytes(before, target, tables.luts)
     if prev is None:  # the split's first token follows nothing: no leading space to count
-        expected[0] = luts.base_bytes[target[0]]
+        expected[0] = tables.luts.base_bytes[target[0]]
+    if tables.has_escape:  # a control symbol right after the escape symbol is a literal character
+        escaped = np.flatnonzero(tables.escape[before])
+        escaped = escaped[escaped > 0] if prev is None else escaped
+        expected[escaped] += tables.literal[target[escaped]]
+    control = tables.control
     got = side.astype(np.int32)
     diff = got - expected
     tally.tokens += n
@@ -131,7 +156,7 @@ def _compare(tally: _Tally, tokens: np.ndarray, side: np.ndarray, prev: int | No
     if not differ.size:
         return
     # Units: every token alone, except that a run of byte-fallback tokens is one unit.
-    byte = is_byte[target]
+    byte = tables.is_byte[target]
     opens = np.concatenate(([True], ~(byte[:-1] & byte[1:])))  # where a unit starts
     unit = (np.cumsum(opens, dtype=np.intp) - 1)[differ]
     first = np.flatnonzero(np.concatenate(([True], unit[1:] != unit[:-1])))  # `unit` is sorted
@@ -167,9 +192,7 @@ def verify_sidecar(val_dir: Path, tokenizer_path: Path) -> SidecarReport:
     val_dir, tokenizer_path = Path(val_dir), Path(tokenizer_path)
     pairs = _pairs(val_dir)
     sp = load_tokenizer(tokenizer_path)
-    luts, control = _original_byte_luts(sp)
-    is_byte = np.zeros(luts.size, dtype=bool)
-    is_byte[[i for i in range(sp.vocab_size()) if sp.is_byte(i)]] = True
+    tables = _tables(sp)
     tally = _Tally()
     per_shard = []
     prev: int | None = None
@@ -186,10 +209,9 @@ def verify_sidecar(val_dir: Path, tokenizer_path: Path) -> SidecarReport:
         lo = 0
         while lo < count:
             hi = min(count, lo + _CHUNK)
-            while hi < count and is_byte[tokens[hi - 1]] and is_byte[tokens[hi]]:
+            while hi < count and tables.is_byte[tokens[hi - 1]] and tables.is_byte[tokens[hi]]:
                 hi += 1  # a chunk never cuts a byte-fallback run: its bytes may sit on any of its pieces
-            _compare(tally, tokens[lo:hi], side[lo:hi], prev, (luts, control, is_byte),
-                     _describer(sp, side_path.name, lo))
+            _compare(tally, tokens[lo:hi], side[lo:hi], prev, tables, _describer(sp, side_path.name, lo))
             prev, lo = int(tokens[hi - 1]), hi
         per_shard.append(f"{shard.name} + {side_path.name}: {count:,} tokens, sidecar "
                          f"{tally.sidecar - before[0]:,} bytes, decode {tally.decoded - before[1]:,} bytes")
