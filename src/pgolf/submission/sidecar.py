@@ -158,17 +158,21 @@ def _compare(tally: _Tally, tokens: np.ndarray, side: np.ndarray, prev: int | No
     # Units: every token alone, except that a run of byte-fallback tokens is one unit.
     byte = tables.is_byte[target]
     opens = np.concatenate(([True], ~(byte[:-1] & byte[1:])))  # where a unit starts
-    unit = (np.cumsum(opens, dtype=np.intp) - 1)[differ]
+    starts = np.flatnonzero(opens)
+    if differ.size * 8 < n:  # few differences (the usual case): look each one's unit up
+        unit = np.searchsorted(starts, differ, side="right") - 1
+    else:
+        unit = (np.cumsum(opens, dtype=np.intp) - 1)[differ]
     first = np.flatnonzero(np.concatenate(([True], unit[1:] != unit[:-1])))  # `unit` is sorted
     units = unit[first]
     sums = np.add.reduceat(diff[differ], first)
     bad = units[sums != 0]
     tally.mismatches += int(bad.size)
-    starts = np.flatnonzero(opens)
-    unit_end = np.append(starts[1:] - 1, n - 1)
-    tally.at_control += int(np.count_nonzero(control[target[unit_end[bad]]]))
-    for b in bad[: max(0, _EXAMPLES - len(tally.examples))]:
-        tally.examples.append(describe(int(starts[b]), int(unit_end[b]), target, got, expected))
+    unit_end = np.where(bad + 1 < starts.size, starts[np.minimum(bad + 1, starts.size - 1)] - 1, n - 1)
+    tally.at_control += int(np.count_nonzero(control[target[unit_end]]))
+    room = max(0, _EXAMPLES - len(tally.examples))
+    for b, end in zip(bad[:room], unit_end[:room], strict=True):
+        tally.examples.append(describe(int(starts[b]), int(end), target, got, expected))
 
 
 def _describer(sp, name: str, offset: int) -> Callable[..., str]:
