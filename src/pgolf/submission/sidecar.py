@@ -32,7 +32,7 @@ from pgolf.scoring.luts import LEADING_SPACE, ByteLUTs, build_luts, load_tokeniz
 from pgolf.submission.checks import FAIL, PASS, WARN
 
 _VAL_SHARD = re.compile(r"^fineweb_val_\d+\.bin$")
-_CHUNK = 1 << 22  # tokens per pass: bounded memory on a 48M-token split
+_CHUNK = 1 << 20  # tokens per pass: a few tens of MB of work arrays whatever the split
 _EXAMPLES = 5
 _ESCAPES = frozenset({"\ue004", "\ue000"})  # CaseOps' escape symbol (v2, v1)
 
