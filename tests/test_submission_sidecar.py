@@ -327,6 +327,8 @@ def test_the_cli_verifies_a_given_or_shipped_sidecar(caseops, models: dict[str, 
     done = _pgolf(shipped, "--json", cwd=tmp_path)
     lut = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "lut_audit")
     assert lut["status"] == PASS and lut["summary"].startswith("sidecar matches"), lut
-    done = _pgolf(folder, "--val-data", tmp_path / "nowhere", cwd=tmp_path)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and "--val-data" in done.stderr and "not a folder" in done.stderr
+    for args, says in ((("--val-data", tmp_path / "nowhere"), "no such folder"), (("--val-data", bad / "fineweb_val_000000.bin"), "not a folder"),
+                       (("--tokenizer", tmp_path), "a folder, not a file")):
+        done = _pgolf(folder, *args, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr

@@ -89,11 +89,13 @@ def _sidecar_data(val_data: Path | None, tokenizer: Path | None, folder: Path | 
                   ) -> tuple[Path | None, Path | None]:
     """What a byte sidecar is checked against: the options, else what the records folder itself holds."""
     if val_data is not None and not val_data.is_dir():
-        raise ConfigError(f"--val-data {val_data}: not a folder (give the folder holding fineweb_val_*.bin and "
-                          "their fineweb_val_bytes_*.bin sidecars)")
+        what = "not a folder" if val_data.exists() else "no such folder"
+        raise ConfigError(f"--val-data {val_data}: {what} (give the folder holding fineweb_val_*.bin and their "
+                          "fineweb_val_bytes_*.bin sidecars)")
     if tokenizer is not None and not tokenizer.is_file():
-        raise ConfigError(f"--tokenizer {tokenizer}: no such file (give the SentencePiece .model the shards were "
-                          "encoded with)")
+        what = "a folder, not a file" if tokenizer.is_dir() else "no such file"
+        raise ConfigError(f"--tokenizer {tokenizer}: {what} (give the SentencePiece .model the shards were encoded "
+                          "with)")
     if folder is not None and folder.is_dir() and (val_data is None or tokenizer is None):
         from pgolf.submission.sidecar import find_sidecar_data
 
