@@ -214,7 +214,8 @@ def test_differences_that_cancel_are_a_warning(caseops, models: dict[str, Path],
     moved[plain[10]] -= 1
     report = verify_sidecar(_val_dir(tmp_path, tokens, moved), models["caseops"])
     assert report.status == WARN and report.mismatches == 2
-    assert report.summary.startswith("2 tokens differ from the tokenizer's decode") and "not an inflation" in report.summary
+    assert report.summary.startswith("2 tokens differ from the tokenizer's decode")
+    assert "not an inflation" in report.summary
     assert f"fineweb_val_bytes_000000.bin[{plain[3]:,}]" in report.evidence[1]
 
 
@@ -327,7 +328,8 @@ def test_the_cli_verifies_a_given_or_shipped_sidecar(caseops, models: dict[str, 
     done = _pgolf(shipped, "--json", cwd=tmp_path)
     lut = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "lut_audit")
     assert lut["status"] == PASS and lut["summary"].startswith("sidecar matches"), lut
-    for args, says in ((("--val-data", tmp_path / "nowhere"), "no such folder"), (("--val-data", bad / "fineweb_val_000000.bin"), "not a folder"),
+    for args, says in ((("--val-data", tmp_path / "nowhere"), "no such folder"),
+                       (("--val-data", bad / "fineweb_val_000000.bin"), "not a folder"),
                        (("--tokenizer", tmp_path), "a folder, not a file")):
         done = _pgolf(folder, *args, cwd=tmp_path)
         assert done.returncode == 2 and done.stdout == "", done.stderr
