@@ -304,6 +304,11 @@ def test_the_check_verifies_the_sidecar_when_given_the_data(caseops, models: dic
     assert broken.status == UNKNOWN and "no such folder" in broken.summary
     unverified = _lut(folder)
     assert unverified.status == WARN and "--val-data DIR --tokenizer MODEL" in unverified.summary
+    # a sidecar that is right does not excuse the tables the script falls back to without one
+    buggy = (Path(__file__).parent / "fixtures" / "lut_scripts" / "plus_one_leading_space.py").read_text()
+    fallback = _lut(_folder(tmp_path / "buggy", SIDECAR_SCRIPT.replace(SCRIPT, buggy)), val_data=good,
+                    tokenizer=models["caseops"])
+    assert fallback.status == WARN and fallback.summary.endswith("(used without a sidecar) are BUGGY")
     # without a sidecar in the script, the data changes nothing
     plain = _folder(tmp_path / "plain", SCRIPT)
     assert _lut(plain, val_data=bad, tokenizer=models["caseops"]).status == PASS

@@ -610,7 +610,7 @@ def _check_sidecar(ctx: _Context, audit: LutAudit, reads: list[str], tables: str
                    "--tokenizer MODEL", script_lines)
     from pgolf.submission.sidecar import verify_sidecar  # numpy passes over the split: only when asked
 
-    given = f"verified: {val_data} with {tokenizer}"
+    given = f"sidecar data: {val_data}, tokenizer {tokenizer}"
     try:
         report = verify_sidecar(val_data, tokenizer)
     except DataError as err:
