@@ -67,8 +67,9 @@ def _default_manifest(ws: Workspace | None) -> Path | None:
 
 
 def check_options(ws: Workspace | None, track: str, against: str | None, use_frontier: bool,
-                  manifest: Path | None) -> CheckOptions:
-    """The comparison targets for the checks, from the command line and the workspace."""
+                  manifest: Path | None, *, val_data: Path | None = None, tokenizer: Path | None = None,
+                  folder: Path | None = None) -> CheckOptions:
+    """The comparison targets for the checks, from the command line, the workspace and the records folder."""
     from pgolf.submission.checks import CheckOptions
     from pgolf.submission.folder import manifest_val_tokens
 
@@ -80,7 +81,27 @@ def check_options(ws: Workspace | None, track: str, against: str | None, use_fro
     manifest = manifest or _default_manifest(ws)
     if manifest is not None:
         options.val_tokens_expected, options.val_vocab, options.val_tokens_source = manifest_val_tokens(manifest)
+    options.val_data, options.tokenizer = _sidecar_data(val_data, tokenizer, folder)
     return options
+
+
+def _sidecar_data(val_data: Path | None, tokenizer: Path | None, folder: Path | None
+                  ) -> tuple[Path | None, Path | None]:
+    """What a byte sidecar is checked against: the options, else what the records folder itself holds."""
+    if val_data is not None and not val_data.is_dir():
+        what = "not a folder" if val_data.exists() else "no such folder"
+        raise ConfigError(f"--val-data {val_data}: {what} (give the folder holding fineweb_val_*.bin and their "
+                          "fineweb_val_bytes_*.bin sidecars)")
+    if tokenizer is not None and not tokenizer.is_file():
+        what = "a folder, not a file" if tokenizer.is_dir() else "no such file"
+        raise ConfigError(f"--tokenizer {tokenizer}: {what} (give the SentencePiece .model the shards were encoded "
+                          "with)")
+    if folder is not None and folder.is_dir() and (val_data is None or tokenizer is None):
+        from pgolf.submission.sidecar import find_sidecar_data
+
+        found_data, found_model = find_sidecar_data(folder)
+        val_data, tokenizer = val_data or found_data, tokenizer or found_model
+    return val_data, tokenizer
 
 
 def check(
@@ -95,6 +116,12 @@ def check(
                                                 show_default="the folder's track, else the workspace's")] = None,
     manifest: Annotated[Path | None, typer.Option(
         help="Dataset manifest.json (or a demo dataset's demo.json) for the validation-coverage check.")] = None,
+    val_data: Annotated[Path | None, typer.Option("--val-data", metavar="DIR", show_default="the records folder's",
+        help="Verify a byte sidecar: the folder of validation shards fineweb_val_*.bin and the "
+             "fineweb_val_bytes_*.bin files a script (e.g. CaseOps) divides by instead of the tokenizer's tables. "
+             "Each entry is compared with the bytes its token decodes to (needs --tokenizer).")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(metavar="MODEL", show_default="the records folder's one *.model",
+        help="The SentencePiece model the --val-data shards were encoded with.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown for a PR comment.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every evidence line.")] = False,
@@ -119,7 +146,9 @@ def check(
     else:
         sub = load_path(path)  # type: ignore[arg-type]
     ruleset = resolve_ruleset(track or sub.track, ws)
-    results = run_checks(sub, ruleset, check_options(ws, ruleset.name, against, use_frontier, manifest))
+    options = check_options(ws, ruleset.name, against, use_frontier, manifest, val_data=val_data,
+                            tokenizer=tokenizer, folder=path if pr is None else None)
+    results = run_checks(sub, ruleset, options)
     if as_json:
         print_json(report_dict(sub.where, ruleset.name, results))
     elif markdown:

@@ -13,6 +13,7 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pgolf.errors import DataError
@@ -30,7 +31,15 @@ from pgolf.submission.code_scan import (
     wallclock_findings,
 )
 from pgolf.submission.folder import SCRIPT_NAME, Submission
-from pgolf.submission.lut_audit import BUGGY, CORRECT, FAILED, NOT_APPLICABLE, OBFUSCATED, audit_source
+from pgolf.submission.lut_audit import (
+    BUGGY,
+    CORRECT,
+    FAILED,
+    NOT_APPLICABLE,
+    OBFUSCATED,
+    LutAudit,
+    audit_source,
+)
 from pgolf.submission.pysource import (
     GRAMMARS,
     encoding_problem,
@@ -91,6 +100,9 @@ class CheckOptions:
     val_tokens_source: str = ""
     val_vocab: int | None = None  # the vocabulary size the manifest's count is for
     cpu: bool | None = None  # None: decide from submission.json's hardware and the logs
+    # What a byte sidecar is verified against when the script reads one (given, or found in the folder).
+    val_data: Path | None = None  # the folder of fineweb_val_*.bin shards and their fineweb_val_bytes_*.bin
+    tokenizer: Path | None = None  # the SentencePiece model the shards were encoded with
 
 
 @dataclass
@@ -565,10 +577,7 @@ def check_lut(ctx: _Context) -> CheckResult:
     evidence = [f"{where}: {d.code}: {d.description}; e.g. {d.examples[0]}" for d in audit.deviations]
     sidecar = ctx.scan(byte_sidecar_findings)
     if sidecar:  # the tables may be right and still not be what divides the loss
-        enabled = [f"{n}: byte_sidecar:enabled" for n in ctx.logs if "byte_sidecar:enabled" in (ctx.sub.text(n) or "")]
-        return got(WARN, f"{audit.status} tables, but the byte denominator can come from a submitter-built sidecar "
-                   "file: check it against the tokenizer's decode of the validation tokens",
-                   [f"{name}:{line}: {msg}" for _, line, msg in sidecar] + enabled + [where])
+        return _check_sidecar(ctx, audit, [f"{name}:{line}: {msg}" for _, line, msg in sidecar], where)
     if audit.status == CORRECT:
         return got(PASS, f"CORRECT ({audit.function} at line {audit.line})", [where])
     if audit.status == BUGGY:
@@ -580,6 +589,36 @@ def check_lut(ctx: _Context) -> CheckResult:
     if audit.status == OBFUSCATED:
         return got(WARN, f"OBFUSCATED: {audit.reason}", [audit.reason])
     return got(UNKNOWN, audit.reason, [where])
+
+
+SIDECAR_RULE = ("README rule 2: a changed tokenizer or dataset must prove val_bpb correct; the byte denominator is "
+                "what the validation tokens decode to (the canonical byte rule, a transform's control symbols "
+                "counting 0; openai/parameter-golf#1604)")
+
+
+def _check_sidecar(ctx: _Context, audit: LutAudit, reads: list[str], tables: str) -> CheckResult:
+    """The byte denominator comes from a sidecar file (`reads`: the script's lines reading it): verify it when the
+    data is at hand, else say how."""
+    out = _result("lut_audit", SIDECAR_RULE)
+    script_lines = reads + [f"{n}: byte_sidecar:enabled" for n in ctx.logs
+                            if "byte_sidecar:enabled" in (ctx.sub.text(n) or "")] + [tables]
+    val_data, tokenizer = ctx.options.val_data, ctx.options.tokenizer
+    if val_data is None or tokenizer is None:
+        missing = " and ".join(w for w, v in (("shards", val_data), ("tokenizer", tokenizer)) if v is None)
+        return out(WARN, f"{audit.status} tables, but the byte denominator comes from a submitter-built sidecar "
+                   f"file, not checked against the tokenizer's decode (no {missing}): pass --val-data DIR "
+                   "--tokenizer MODEL", script_lines)
+    from pgolf.submission.sidecar import verify_sidecar  # numpy passes over the split: only when asked
+
+    given = f"sidecar data: {val_data}, tokenizer {tokenizer}"
+    try:
+        report = verify_sidecar(val_data, tokenizer)
+    except DataError as err:
+        return out(UNKNOWN, f"the byte sidecar could not be verified: {err}", script_lines + [given])
+    status, summary = report.status, report.summary
+    if status != FAIL and audit.status in (BUGGY, FAILED):  # the script's fallback without a sidecar is wrong
+        status, summary = WARN, f"{summary}; but the script's own tables (used without a sidecar) are {audit.status}"
+    return out(status, summary, report.evidence[:3] + script_lines + report.evidence[3:] + [given])
 
 
 def _sibling_reader(sub: Submission) -> Callable[[str], str | None] | None:
