@@ -219,6 +219,56 @@ def test_differences_that_cancel_are_a_warning(caseops, models: dict[str, Path],
     assert f"fineweb_val_bytes_000000.bin[{plain[3]:,}]" in report.evidence[1]
 
 
+_SEPARATORS = (" ", " ", " ", "  ", "\n\n", " \n", "\t")
+
+
+def _raw_documents(seed: int, count: int) -> list[tuple[list[str], list[str]]]:
+    """ASCII words and the whitespace runs between them: raw text the challenge's tokenizer normalizes."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(count):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(5, 40))]
+        docs.append((words, [rng.choice(_SEPARATORS) for _ in words[1:]]))
+    return docs
+
+
+def test_a_raw_bytes_sidecar_under_a_normalizing_tokenizer_is_flagged_not_failed(shared_data: Path,
+                                                                                  tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    model = shared_data / "tokenizers" / "fineweb_1024_bpe.model"  # nmt_nfkc, extra whitespace removed
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    luts = build_luts(sp)
+    tokens, side, raw_total = [], [], 0
+    for words, gaps in _raw_documents(3, 60):
+        raw = words[0] + "".join(g + w for g, w in zip(gaps, words[1:], strict=True))
+        ids = sp.encode(raw)
+        assert ids == sp.encode(" ".join(words)), "the tokenizer collapses each whitespace run to one space"
+        stream = np.array([BOS_ID, *ids])
+        counts = np.concatenate(([0], token_bytes(stream[:-1], stream[1:], luts))).astype(np.int64)
+        spaced = np.flatnonzero(luts.has_leading_space[stream] & (np.arange(len(stream)) > 1))
+        assert len(spaced) == len(gaps), "one leading-space token per separator"
+        counts[spaced] += [len(g.encode()) - 1 for g in gaps]  # what an exporter of piece surfaces counts
+        assert int(counts.sum()) == len(raw.encode())  # the raw document's bytes, exactly
+        tokens += stream.tolist()
+        side += counts.tolist()
+        raw_total += len(raw.encode())
+    tokens_arr, side_arr = np.array(tokens, dtype=np.uint16), np.array(side, dtype=np.uint16)
+    report = verify_sidecar(_val_dir(tmp_path / "raw", tokens_arr, side_arr), model)
+    assert report.status == WARN, report.summary
+    assert report.sidecar_bytes == raw_total > report.decoded_bytes
+    extra = raw_total - report.decoded_bytes
+    assert report.summary.startswith(f"the sidecar counts {extra:,} bytes more than the tokens decode to "
+                                     f"({(raw_total / report.decoded_bytes - 1) * 100:+.3f}%")
+    assert "100% of the excess after whitespace" in report.summary and "not comparable" in report.summary
+    # the same extra bytes on the documents' BOS tokens stand for no text at all
+    moved = np.concatenate(([0], token_bytes(tokens_arr[:-1], tokens_arr[1:], luts))).astype(np.uint16)
+    bos = np.flatnonzero(tokens_arr == BOS_ID)
+    moved[bos] += extra // len(bos)
+    failed = verify_sidecar(_val_dir(tmp_path / "bos", tokens_arr, moved), model)
+    assert failed.status == FAIL and "stand for no text" in failed.summary, failed.summary
+
+
 @pytest.mark.parametrize("chunk", [1 << 22, 5])
 def test_a_byte_fallback_run_may_carry_its_bytes_on_any_piece(chunk: int, caseops, models: dict[str, Path],
                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,7 +376,7 @@ def test_the_cli_verifies_a_given_or_shipped_sidecar(caseops, models: dict[str, 
     folder = _folder(tmp_path / "given", SIDECAR_SCRIPT)
     done = _pgolf(folder, "--val-data", bad, "--tokenizer", models["caseops"], "--markdown", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
-    assert "| lut_audit | ❌ FAIL | the sidecar counts " in done.stdout
+    assert "| lut_audit | ❌ FAIL | the sidecar gives " in done.stdout
     assert "**lut_audit** (FAIL) applies: README rule 2" in done.stdout
     # the shards, sidecars and tokenizer shipped inside the records folder are found there
     shipped = _folder(tmp_path / "shipped", SIDECAR_SCRIPT, (tokens, side), models["caseops"])
