@@ -213,3 +213,11 @@ def test_stats_compare_takes_an_identical_log_copy_once(tmp_path: Path) -> None:
                      {"_seeds": []})
     chosen, _ = load_path(folder).seed_logs()
     assert sorted(chosen) == ["train.log", "train_seed2.log"]
+
+
+def test_a_log_line_naming_the_sidecar_mode_is_not_a_read_of_it() -> None:
+    from pgolf.submission.code_scan import byte_sidecar_findings
+
+    source = ('def report(log, on):\n    log(f"val_bpb:byte_sidecar:{\'enabled\' if on else \'disabled\'}")\n'
+              'def load(pattern):\n    return pattern.replace("fineweb_val_", "fineweb_val_bytes_")\n')
+    assert [line for _, line, _ in byte_sidecar_findings(source)] == ["4"]
