@@ -80,3 +80,35 @@ def test_the_tree_goes_when_the_parent_dies(tmp_path: Path) -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def _request(tmp_path: Path, command: str, **limits: float):
+    from pgolf import git
+    from pgolf.compute.base import RunRequest
+
+    repo = tmp_path / "repo"
+    repo.mkdir(parents=True)
+    git.git(repo, "init", "-q")
+    (repo / "train_gpt.py").write_text("print('hi')\n")
+    git.git(repo, "add", "train_gpt.py")
+    git.git(repo, "commit", "-q", "-m", "x")
+    return RunRequest(run_id="r1", workspace_root=repo, commit=git.head_commit(repo), command=command,
+                      run_dir=tmp_path / "run", **limits)
+
+
+@pytest.mark.parametrize("pidfds", [True, False], ids=["pidfds", "polling"])
+def test_the_backend_sees_the_end_and_enforces_the_timeout(tmp_path: Path, pidfds: bool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgolf.compute import local
+
+    if not pidfds:
+        monkeypatch.setattr(local, "pidfd", lambda pid: None)
+    done = local.LocalBackend().run(_request(tmp_path / "ok", "sh -c 'exit 4'"))
+    assert done.returncode == 4 and not done.timed_out
+    # A grace far longer than the stop takes: the launcher ends at once on TERM, and its end is seen (an
+    # unreaped launcher once kept its process group alive, so every stop waited out the whole grace).
+    monkeypatch.setattr(local, "_KILL_GRACE_SECONDS", 60.0)
+    started = time.monotonic()
+    cut = local.LocalBackend().run(_request(tmp_path / "slow", "sleep 60", timeout_seconds=0.5))
+    assert cut.timed_out and cut.returncode == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 30

@@ -33,9 +33,12 @@ def fallback_identity(root: Path) -> dict[str, str]:
     """
     proc = subprocess.run(["git", "config", "--get-regexp", r"^user\.(name|email)$"],
                           cwd=root if root.is_dir() else None, capture_output=True, text=True)
-    found = {line.split(maxsplit=1)[0].removeprefix("user.") for line in proc.stdout.splitlines()
-             if len(line.split(maxsplit=1)) == 2}
-    return {k: v for k, v in _IDENTITY.items() if k.rsplit("_", 1)[1].lower() not in found}
+    found = set()
+    for line in proc.stdout.splitlines():  # "user.name Ada Lovelace"; a key set to "" counts as missing
+        key, _, value = line.partition(" ")
+        if value.strip():
+            found.add(key.removeprefix("user.").upper())
+    return {k: v for k, v in _IDENTITY.items() if k.rsplit("_", 1)[1] not in found}
 
 
 def git(root: Path, *args: str, check: bool = True, input: str | None = None,

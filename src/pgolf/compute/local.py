@@ -54,14 +54,20 @@ def command_argv(command: str) -> list[str]:
     return argv
 
 
-def kill_group(pid: int, grace_seconds: float = _KILL_GRACE_SECONDS) -> None:
-    """SIGTERM the process group led by `pid`, then SIGKILL it if it is still there after the grace."""
+def kill_group(pid: int, grace_seconds: float | None = None, leader: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process group led by `pid`, then SIGKILL it if it is still there after the grace.
+
+    `leader`: the group's leader when it is our own child. It is reaped as it ends: its zombie would
+    otherwise keep the group alive, and every stop would wait out the whole grace.
+    """
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_seconds
+    deadline = time.monotonic() + (_KILL_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -170,7 +176,7 @@ class LocalBackend:
                 if proc.poll() is not None:
                     return
                 if limit_reached(request, deadline, outcome, time.monotonic()):
-                    kill_group(proc.pid)
+                    kill_group(proc.pid, leader=proc)
                     proc.wait()
                     return
         finally:

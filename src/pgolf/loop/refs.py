@@ -45,11 +45,12 @@ class Refs:
 
     def script(self, commit: str) -> str:
         """train_gpt.py as committed in `commit`."""
-        if commit not in self._scripts:
-            if len(self._scripts) >= _SCRIPTS_KEPT:
-                self._scripts.pop(next(iter(self._scripts)))
-            self._scripts[commit] = self.git("show", f"{commit}:{TRAIN_SCRIPT}")
-        return self._scripts[commit]
+        with self.lock:  # slots read it from their own threads
+            if commit not in self._scripts:
+                if len(self._scripts) >= _SCRIPTS_KEPT:
+                    self._scripts.pop(next(iter(self._scripts)))  # the oldest
+                self._scripts[commit] = self.git("show", f"{commit}:{TRAIN_SCRIPT}")
+            return self._scripts[commit]
 
     def best_commit(self) -> str:
         """The commit pgolf/best points at."""

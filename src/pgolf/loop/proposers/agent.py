@@ -149,7 +149,7 @@ class AgentProposer:
             cause = ""
             while proc.poll() is None:
                 if ctx.cancel.is_set() or time.monotonic() > deadline:
-                    kill_group(proc.pid)
+                    kill_group(proc.pid, leader=proc)
                     proc.wait()
                     cause = "interrupted" if ctx.cancel.is_set() else f"timed out after {self.timeout:.0f} s"
                     break
